@@ -1,0 +1,48 @@
+// Agent configuration, read once from the environment (contract.md).
+// A bad value is replaced by its default and reported with one log line
+// naming the variable (see Config::warnings). Never fails.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace stackstream {
+namespace agent {
+
+enum class Mode { kCpu, kWall };
+
+struct Config {
+  bool disabled = false;                            // STACKSTREAM_DISABLE=1
+  std::vector<std::string> collectors = {"127.0.0.1:7433"};  // STACKSTREAM_COLLECTOR
+  bool collector_set = false;                       // STACKSTREAM_COLLECTOR given explicitly
+  std::string output;                               // STACKSTREAM_OUTPUT, %p expanded
+  std::string service;                              // STACKSTREAM_SERVICE or exe basename
+  std::vector<std::pair<std::string, std::string>> labels;  // STACKSTREAM_LABELS k=v,...
+  Mode mode = Mode::kCpu;                           // STACKSTREAM_MODE
+  int hz = 100;                                     // STACKSTREAM_HZ (1..10000)
+  int flush_ms = 10000;                             // STACKSTREAM_FLUSH_MS (>= 100)
+  int max_depth = 128;                              // STACKSTREAM_MAX_DEPTH (4..kMaxDepthLimit)
+  std::string log_level = "warn";                   // STACKSTREAM_LOG
+  std::string log_file;                             // STACKSTREAM_LOG_FILE (empty = stderr)
+  std::string token;                                // STACKSTREAM_TOKEN
+  std::string tls_ca;                               // STACKSTREAM_TLS_CA (PEM path)
+  // Clock for cpu mode: "auto" (perf task-clock where permitted, else timers),
+  // "perf" or "timer". STACKSTREAM_CPU_CLOCK; not in the contract, for tests
+  // and benchmarks.
+  std::string cpu_clock = "auto";
+  int64_t spool_bytes = 4 << 20;                    // STACKSTREAM_SPOOL_BYTES
+
+  std::vector<std::string> warnings;                // one line per bad value
+
+  int64_t period_nanos() const { return 1000000000LL / hz; }
+};
+
+constexpr int kMaxDepthLimit = 512;
+
+// Reads the STACKSTREAM_* environment. "pid" expands %p in the output path.
+Config ReadConfigFromEnv(int pid);
+
+}  // namespace agent
+}  // namespace stackstream

@@ -1,0 +1,97 @@
+// Store: the storage interface the collector codes against. Engines:
+// SqliteStore (embedded default, "sqlite:PATH"); a distributed engine is added
+// behind the same interface and must pass tests/collector/store_conformance.
+//
+// Implementations are thread-safe: ingest writes and HTTP queries run
+// concurrently from many threads.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "format/profile.h"
+#include "format/status.h"
+
+namespace stackstream {
+namespace collector {
+
+using Labels = std::map<std::string, std::string>;  // includes "service"
+
+// One validated summary, converted to domain types by the ingest service.
+struct SummaryRecord {
+  std::string agent_instance_id;
+  uint64_t sequence = 0;
+  std::string service;
+  Labels labels;               // includes service, host, pid and static labels
+  Profile profile;             // window in profile.start/end_unix_nanos
+  std::map<std::string, int64_t> counters;  // drop counters by name
+};
+
+struct LabelMatcher {
+  enum Op { kEq, kNotEq, kRegex, kNotRegex };
+  std::string name;
+  Op op = kEq;
+  std::string value;
+};
+
+struct ProfileQuery {
+  std::string service;
+  std::vector<LabelMatcher> matchers;  // all must hold
+  int64_t from_unix_nanos = 0;         // inclusive
+  int64_t to_unix_nanos = 0;           // exclusive
+  std::string mode;                    // "cpu", "wall" or empty for any
+};
+
+struct ServiceInfo {
+  std::string service;
+  std::vector<Labels> label_sets;
+  int64_t first_seen_unix_nanos = 0;
+  int64_t last_seen_unix_nanos = 0;
+};
+
+struct SeriesPoint {
+  int64_t unix_nanos = 0;  // bucket start
+  int64_t total = 0;       // samples in the bucket
+  int64_t matched = 0;     // samples whose stack contains the function (if asked)
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Durably stores "record" before returning OK. If (agent_instance_id,
+  // sequence) was stored before, stores nothing and sets "*duplicate".
+  virtual Status Write(const SummaryRecord& record, bool* duplicate) = 0;
+
+  virtual Status ListServices(std::vector<ServiceInfo>* out) = 0;
+
+  // Distinct label names / values seen for series matching "query"
+  // (service may be empty for all services).
+  virtual Status LabelNames(const ProfileQuery& query, std::vector<std::string>* out) = 0;
+  virtual Status LabelValues(const ProfileQuery& query, const std::string& name,
+                             std::vector<std::string>* out) = 0;
+
+  // The merged profile of every stored sample that matches "query".
+  virtual Status Query(const ProfileQuery& query, Profile* out) = 0;
+
+  // Totals per "step_nanos" bucket over the query range. When "function" is
+  // not empty, "matched" counts samples whose stack contains a frame with
+  // that function name. Buckets with no data are omitted.
+  virtual Status Series(const ProfileQuery& query, int64_t step_nanos,
+                        const std::string& function, std::vector<SeriesPoint>* out) = 0;
+
+  // Deletes every sample older than "cutoff_unix_nanos".
+  virtual Status DeleteBefore(int64_t cutoff_unix_nanos) = 0;
+
+  // Bytes used on disk (0 when unknown).
+  virtual int64_t SizeBytes() = 0;
+};
+
+// Opens a store from a --storage URI ("sqlite:PATH"). Creates what is missing.
+Status OpenStore(const std::string& uri, std::unique_ptr<Store>* out);
+
+}  // namespace collector
+}  // namespace stackstream

@@ -1,0 +1,83 @@
+// Profile: the in-memory, symbolized, merged form of one or more summaries.
+// This is the domain type that query, export and the offline writer share;
+// it holds no proto types and nothing that points into a live process.
+//
+// A Profile is a set of distinct stacks with counts. Frames are interned:
+// Profile::frames holds each distinct frame once and a stack is a list of
+// indexes into it, LEAF FIRST (as in pprof). Inlined frames are expanded into
+// separate frames (marked `inlined`), so a stack reads like a source-level
+// call chain.
+//
+// Not thread-safe; build it on one thread, read it from many.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace stackstream {
+
+struct Frame {
+  std::string function;  // demangled name, or "module+0x1f00" when unknown
+  std::string file;      // source file; empty when unknown
+  int64_t line = 0;      // 0 when unknown
+  std::string module;    // path of the mapped file; empty when unknown
+  std::string build_id;  // GNU build-id, lower-case hex; may be empty
+  bool inlined = false;  // inlined into the frame that follows it (its caller)
+
+  bool operator==(const Frame& o) const {
+    return line == o.line && inlined == o.inlined && function == o.function && file == o.file &&
+           module == o.module && build_id == o.build_id;
+  }
+};
+
+struct FrameHash {
+  size_t operator()(const Frame& f) const;
+};
+
+struct ProfileSample {
+  std::vector<uint32_t> frames;  // LEAF FIRST; indexes into Profile::frames
+  int64_t count = 0;             // number of samples
+  bool truncated = false;        // the stack was cut at the agent's max depth
+};
+
+struct Profile {
+  std::string mode = "cpu";       // "cpu" or "wall"
+  int64_t period_nanos = 10000000;  // nanoseconds per sample (1e9 / Hz)
+  int64_t start_unix_nanos = 0;
+  int64_t end_unix_nanos = 0;
+  std::vector<Frame> frames;
+  std::vector<ProfileSample> samples;
+
+  int64_t TotalCount() const;
+};
+
+// Builds a Profile, interning frames and merging identical stacks.
+class ProfileBuilder {
+ public:
+  ProfileBuilder() = default;
+  ProfileBuilder(const ProfileBuilder&) = delete;
+  ProfileBuilder& operator=(const ProfileBuilder&) = delete;
+
+  // Returns the index of "frame" in the profile, adding it if new.
+  uint32_t InternFrame(const Frame& frame);
+  // Adds "count" samples of "frames" (leaf first, indexes from InternFrame).
+  void AddSample(const std::vector<uint32_t>& frames, int64_t count, bool truncated = false);
+  // Adds every sample of "other" (frames re-interned). Widens the time window.
+  void Merge(const Profile& other);
+
+  Profile* mutable_profile() { return &profile_; }
+  // Moves the result out; the builder is empty afterwards.
+  Profile Release();
+
+ private:
+  struct StackKeyHash {
+    size_t operator()(const std::vector<uint32_t>& v) const;
+  };
+  Profile profile_;
+  std::unordered_map<Frame, uint32_t, FrameHash> frame_index_;
+  std::unordered_map<std::vector<uint32_t>, uint32_t, StackKeyHash> stack_index_;
+};
+
+}  // namespace stackstream

@@ -1,0 +1,69 @@
+#include "summary_convert.h"
+
+#include <vector>
+
+namespace stackstream {
+
+const char* ModeName(v1::SamplingMode mode) {
+  switch (mode) {
+    case v1::SAMPLING_MODE_CPU:
+      return "cpu";
+    case v1::SAMPLING_MODE_WALL:
+      return "wall";
+    default:
+      return "unknown";
+  }
+}
+
+std::map<std::string, std::string> SummaryLabels(const v1::StackSummary& summary) {
+  std::map<std::string, std::string> labels;
+  for (const auto& l : summary.labels()) labels[l.key()] = l.value();
+  labels["service"] = summary.process().service();
+  return labels;
+}
+
+void AddSummaryToProfile(const v1::StackSummary& s, ProfileBuilder* builder) {
+  Profile* p = builder->mutable_profile();
+  if (p->samples.empty()) {
+    p->mode = ModeName(s.mode());
+    p->period_nanos = s.period_nanos();
+  }
+  if (p->start_unix_nanos == 0 || s.start_time_unix_nanos() < p->start_unix_nanos) {
+    p->start_unix_nanos = s.start_time_unix_nanos();
+  }
+  if (s.end_time_unix_nanos() > p->end_unix_nanos) p->end_unix_nanos = s.end_time_unix_nanos();
+
+  const auto& strings = s.string_table();
+  // Each location expands to one frame per line, inlined callee first; the
+  // last line is the real (non-inlined) frame.
+  std::vector<std::vector<uint32_t>> location_frames(s.locations_size());
+  for (int i = 0; i < s.locations_size(); ++i) {
+    const auto& loc = s.locations(i);
+    const auto& mapping = s.mappings(loc.mapping_index());
+    for (int j = 0; j < loc.lines_size(); ++j) {
+      const auto& line = loc.lines(j);
+      const auto& fn = s.functions(line.function_index());
+      Frame f;
+      f.function = strings[fn.name_strindex()];
+      f.file = strings[fn.filename_strindex()];
+      f.line = line.line();
+      f.module = strings[mapping.path_strindex()];
+      f.build_id = mapping.build_id();
+      f.inlined = j + 1 < loc.lines_size();
+      location_frames[i].push_back(builder->InternFrame(f));
+    }
+  }
+  std::vector<std::vector<uint32_t>> stack_frames(s.stacks_size());
+  for (int i = 0; i < s.stacks_size(); ++i) {
+    for (uint32_t loc : s.stacks(i).location_indexes()) {
+      const auto& fr = location_frames[loc];
+      stack_frames[i].insert(stack_frames[i].end(), fr.begin(), fr.end());
+    }
+  }
+  for (const auto& smp : s.samples()) {
+    builder->AddSample(stack_frames[smp.stack_index()], smp.count(),
+                       s.stacks(smp.stack_index()).truncated());
+  }
+}
+
+}  // namespace stackstream

@@ -1,0 +1,24 @@
+// Conversions between the wire summary (proto) and the domain Profile.
+// Thread-safe (pure functions).
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "profile.h"
+#include "status.h"
+#include "stackstream/v1/summary.pb.h"
+
+namespace stackstream {
+
+// Appends the samples of a VALID summary (see ValidateSummary) to "builder",
+// expanding inline lines into frames. Sets mode/period/time window.
+// REQUIRES: ValidateSummary(summary).ok()
+void AddSummaryToProfile(const v1::StackSummary& summary, ProfileBuilder* builder);
+
+// Labels of a summary as a map, with "service" (from process.service) added.
+std::map<std::string, std::string> SummaryLabels(const v1::StackSummary& summary);
+
+const char* ModeName(v1::SamplingMode mode);  // "cpu", "wall" or "unknown"
+
+}  // namespace stackstream

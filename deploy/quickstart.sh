@@ -1,7 +1,81 @@
 #!/usr/bin/env bash
 # Quickstart: install, build, start the collector on its embedded SQLite
-# store, profile a demo program, print its hot functions and where to look.
+# store, profile a demo program under the agent, print its hot functions,
+# write a pprof and a speedscope file, and say where to look further.
+# Stops what it started; can be run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-echo "quickstart: not yet — the collector and agent pipeline are being built; use ./deploy/test.sh"
-exit 1
+ROOT=$PWD
+PREFIX=$ROOT/.stackstream            # installed binaries (bin/, lib/)
+OUT=$ROOT/quickstart-out             # exported profiles
+DATA=$ROOT/stackstream-data          # the collector's SQLite database
+GRPC_PORT=${GRPC_PORT:-7433}
+HTTP_PORT=${HTTP_PORT:-7434}
+SERVICE=quickstart-demo
+
+./deploy/install-deps.sh
+
+echo "== build"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j "$(nproc)"
+cmake --install build --prefix "$PREFIX" >/dev/null
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+if port_busy "$HTTP_PORT" || port_busy "$GRPC_PORT"; then
+  echo "ports $GRPC_PORT/$HTTP_PORT are taken; using 17433/17434"
+  GRPC_PORT=17433 HTTP_PORT=17434
+fi
+SERVER=http://127.0.0.1:$HTTP_PORT
+
+echo "== start the collector (SQLite at $DATA/profiles.db)"
+mkdir -p "$DATA" "$OUT"
+"$PREFIX/bin/stackstream-collector" --grpc-listen "127.0.0.1:$GRPC_PORT" \
+  --http-listen "127.0.0.1:$HTTP_PORT" --storage "sqlite:$DATA/profiles.db" \
+  --log-level warn 2>"$OUT/collector.log" &
+COLLECTOR=$!
+trap 'kill $COLLECTOR 2>/dev/null; wait $COLLECTOR 2>/dev/null || true' EXIT
+for _ in $(seq 100); do
+  curl -fsS "$SERVER/healthz" >/dev/null 2>&1 && break
+  kill -0 $COLLECTOR 2>/dev/null || { cat "$OUT/collector.log"; exit 1; }
+  sleep 0.1
+done
+
+echo "== profile the demo for 5 s: stackstream run -- stackstream-demo 5 2"
+START=$(date +%s)
+"$PREFIX/bin/stackstream" run --collector "127.0.0.1:$GRPC_PORT" --service "$SERVICE" \
+  --output "$OUT/demo-offline.pb.gz" -- "$PREFIX/bin/stackstream-demo" 5 2
+
+# The agent's final flush is acknowledged before the demo exits; wait for it
+# to be queryable all the same.
+for _ in $(seq 50); do
+  "$PREFIX/bin/stackstream" services --server "$SERVER" 2>/dev/null | grep -q "$SERVICE" && break
+  sleep 0.2
+done
+
+echo
+echo "== hot functions: stackstream top --service $SERVICE"
+"$PREFIX/bin/stackstream" top --server "$SERVER" --service "$SERVICE" --from "$((START - 60))" --limit 10
+"$PREFIX/bin/stackstream" export --server "$SERVER" --service "$SERVICE" --from "$((START - 60))" \
+  --format pprof -o "$OUT/demo.pb.gz"
+"$PREFIX/bin/stackstream" export --server "$SERVER" --service "$SERVICE" --from "$((START - 60))" \
+  --format speedscope -o "$OUT/demo.speedscope.json"
+
+cat <<MSG
+
+== where to look further
+  pprof file:       $OUT/demo.pb.gz
+                    go tool pprof -top $OUT/demo.pb.gz
+                    go tool pprof -http=127.0.0.1:8080 $OUT/demo.pb.gz
+  speedscope file:  $OUT/demo.speedscope.json   (open it at speedscope.app or a local speedscope)
+  offline profile:  $OUT/demo-offline.pb.gz      (written by the agent itself, no collector needed)
+  collector API (while a collector runs: $PREFIX/bin/stackstream-collector --storage sqlite:$DATA/profiles.db):
+                    $SERVER/api/v1/services
+                    $SERVER/api/v1/top?service=$SERVICE&from=now-1h
+                    $SERVER/api/v1/profile?service=$SERVICE&from=now-1h&format=folded
+                    go tool pprof -top '$SERVER/api/v1/profile?service=$SERVICE&from=now-1h&format=pprof'
+  profile your own program:
+                    $PREFIX/bin/stackstream run -- ./your-program args...
+                    LD_PRELOAD=$PREFIX/lib/libstackstream.so ./your-program args...
+
+quickstart: done (the collector it started is stopped now; data stays in $DATA)
+MSG

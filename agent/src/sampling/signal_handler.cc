@@ -1,0 +1,204 @@
+// THE ASYNC-SIGNAL-SAFE ZONE.
+//
+// Contract (in the spirit of gperftools' profile-handler.h):
+// - The agent owns one real-time signal, chosen at start among those whose
+//   disposition is SIG_DFL. It never touches SIGPROF, ITIMER_PROF or any
+//   signal the host handles. If the host later installs its own handler for
+//   our signal, the drain thread notices (HandlerIsInstalled), logs once and
+//   stops sampling; it never re-installs over the host.
+// - The signal is only ever generated for one thread at a time: by that
+//   thread's POSIX timer (SIGEV_THREAD_ID, si_code SI_TIMER, sival_ptr = its
+//   ThreadState) or by its perf task-clock event (F_SETOWN_EX to the tid,
+//   F_SETSIG, si_fd indexes the perf fd table). Anything else (kill,
+//   sigqueue, tgkill) is counted as foreign and ignored.
+// - SampleSignalHandler does, and only does: save errno; find the thread's
+//   ThreadState; check the per-thread re-entry guard; check the interrupted
+//   SP lies inside the stack bounds recorded at registration; copy the
+//   general registers from the ucontext and the bytes [SP, min(SP +
+//   kStackCopyBytes, stack end)) of the thread's own stack into a free slot
+//   of the thread's SampleRing; read CLOCK_REALTIME (vDSO); publish the slot;
+//   restore errno. No locks, no allocation, no loader lock, no I/O, and no
+//   read outside memory that is mapped while the thread runs on it. A full
+//   ring, an unknown thread or an SP outside the bounds (sigaltstack,
+//   coroutine stacks) drop the sample and bump a counter.
+// - Unwinding happens later on the drain thread, from the copy
+//   (RemoteUnwinder).
+// - Changing shared data: ThreadStates are never freed; the handler only
+//   samples a thread whose state is "active". To stop, clear the global
+//   enable flag and/or the state's active flag, then disarm the clock; a
+//   signal already pending is then dropped.
+// - Installed with SA_RESTART: interrupted system calls restart, except
+//   those Linux never restarts after a handler (signal(7)): poll, ppoll,
+//   select, pselect, epoll_wait, epoll_pwait, nanosleep, clock_nanosleep,
+//   usleep, pause, sigsuspend, sigtimedwait, sigwaitinfo, io_getevents,
+//   msgrcv/msgsnd, semop/semtimedop, futex waits with a timeout, sockets with
+//   SO_RCVTIMEO/SO_SNDTIMEO, read(2) from inotify. In cpu mode the signal
+//   only arrives while the thread is running, so these see EINTR very
+//   rarely; in wall mode a thread blocked in them sees EINTR about once per
+//   sample period. Programs written for signals (retry on EINTR) are fine.
+// - SA_ONSTACK: if the host has an alternate signal stack (Go, some
+//   coroutine libraries), the handler runs there; it needs < 512 bytes.
+#include "sampling/signal_handler.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+#include <ucontext.h>
+
+#include <cstddef>
+
+namespace stackstream {
+namespace agent {
+namespace {
+
+std::atomic<bool> g_enabled{false};
+std::atomic<uint64_t> g_foreign{0};
+std::atomic<ThreadState*> g_perf_fd_table[kPerfFdTableSize];
+
+// Signal-safe copy (memcpy is async-signal-safe since POSIX.1-2016; spelled
+// out so that no interposed or instrumented memcpy is ever called here).
+inline void CopyBytes(uint8_t* dst, const uint8_t* src, size_t n) {
+  __builtin_memcpy(dst, src, n);
+}
+
+inline void CopyRegs(const ucontext_t* uc, uint64_t* regs) {
+  const greg_t* g = uc->uc_mcontext.gregs;
+  regs[0] = g[REG_RAX];
+  regs[1] = g[REG_RDX];
+  regs[2] = g[REG_RCX];
+  regs[3] = g[REG_RBX];
+  regs[4] = g[REG_RSI];
+  regs[5] = g[REG_RDI];
+  regs[6] = g[REG_RBP];
+  regs[7] = g[REG_RSP];
+  regs[8] = g[REG_R8];
+  regs[9] = g[REG_R9];
+  regs[10] = g[REG_R10];
+  regs[11] = g[REG_R11];
+  regs[12] = g[REG_R12];
+  regs[13] = g[REG_R13];
+  regs[14] = g[REG_R14];
+  regs[15] = g[REG_R15];
+  regs[16] = g[REG_RIP];
+}
+
+}  // namespace
+
+void SampleSignalHandler(int signo, siginfo_t* info, void* ucontext) {
+  const int saved_errno = errno;
+  ThreadState* ts = nullptr;
+  uint32_t weight = 1;
+  if (info != nullptr && info->si_code == SI_TIMER) {
+    ts = static_cast<ThreadState*>(info->si_value.sival_ptr);
+    int overrun = info->si_overrun;
+    if (overrun > 0) weight += overrun > 10000 ? 10000 : static_cast<uint32_t>(overrun);
+  } else if (info != nullptr && info->si_code > 0 && info->si_fd >= 0 &&
+             info->si_fd < kPerfFdTableSize) {
+    ts = g_perf_fd_table[info->si_fd].load(std::memory_order_acquire);
+  }
+  if (ts == nullptr || ucontext == nullptr) {
+    g_foreign.fetch_add(1, std::memory_order_relaxed);
+    errno = saved_errno;
+    return;
+  }
+  if (!g_enabled.load(std::memory_order_relaxed) ||
+      !ts->active.load(std::memory_order_acquire)) {
+    errno = saved_errno;
+    return;
+  }
+  if (ts->in_handler.exchange(1, std::memory_order_acquire) != 0) {
+    ts->reentrant.fetch_add(1, std::memory_order_relaxed);
+    errno = saved_errno;
+    return;
+  }
+  const ucontext_t* uc = static_cast<const ucontext_t*>(ucontext);
+  const uint64_t sp = static_cast<uint64_t>(uc->uc_mcontext.gregs[REG_RSP]);
+  const uint64_t lo = ts->stack_lo.load(std::memory_order_relaxed);
+  const uint64_t hi = ts->stack_hi.load(std::memory_order_relaxed);
+  if (hi == 0) {
+    // Bounds not known yet (thread found by scanning): let the drain thread
+    // look the mapping up.
+    ts->probe_sp.store(sp, std::memory_order_relaxed);
+    ts->dropped_bad_stack.fetch_add(weight, std::memory_order_relaxed);
+  } else if (sp < lo || sp >= hi) {
+    ts->dropped_bad_stack.fetch_add(weight, std::memory_order_relaxed);
+  } else {
+    SampleRecord* rec = ts->ring.TryBeginWrite();
+    if (rec == nullptr) {
+      ts->dropped_ring_full.fetch_add(weight, std::memory_order_relaxed);
+    } else {
+      CopyRegs(uc, rec->regs);
+      uint64_t avail = hi - sp;
+      uint32_t cap = ts->ring.stack_capacity();
+      uint32_t n = avail > cap ? cap : static_cast<uint32_t>(avail);
+      CopyBytes(rec->stack(), reinterpret_cast<const uint8_t*>(sp), n);
+      rec->stack_start = sp;
+      rec->stack_size = n;
+      rec->flags = avail > cap ? kRecordStackCut : 0;
+      rec->weight = weight;
+      rec->tid = ts->tid.load(std::memory_order_relaxed);
+      timespec now;
+      clock_gettime(CLOCK_REALTIME, &now);
+      rec->timestamp_ns = static_cast<int64_t>(now.tv_sec) * 1000000000LL + now.tv_nsec;
+      ts->ring.CommitWrite();
+    }
+  }
+  ts->in_handler.store(0, std::memory_order_release);
+  errno = saved_errno;
+}
+
+int PickSampleSignal() {
+  // From the top of the real-time range down: hosts and libraries tend to
+  // take SIGRTMIN+n from the bottom.
+  for (int s = SIGRTMAX - 3; s >= SIGRTMIN + 2; --s) {
+    struct sigaction old;
+    if (sigaction(s, nullptr, &old) != 0) continue;
+    // Ours already (a forked child keeps the parent's signal).
+    if ((old.sa_flags & SA_SIGINFO) && old.sa_sigaction == SampleSignalHandler) return s;
+    if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_DFL) return s;
+  }
+  return -1;
+}
+
+bool InstallSampleHandler(int signo) {
+  struct sigaction old;
+  if (sigaction(signo, nullptr, &old) != 0) return false;
+  if ((old.sa_flags & SA_SIGINFO) && old.sa_sigaction == SampleSignalHandler) return true;
+  if ((old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL) return false;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_sigaction = SampleSignalHandler;
+  sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+  sigemptyset(&sa.sa_mask);
+  return sigaction(signo, &sa, nullptr) == 0;
+}
+
+bool HandlerIsInstalled(int signo) {
+  struct sigaction cur;
+  if (sigaction(signo, nullptr, &cur) != 0) return false;
+  return (cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == SampleSignalHandler;
+}
+
+void SetSamplingEnabled(bool enabled) { g_enabled.store(enabled, std::memory_order_release); }
+bool SamplingEnabled() { return g_enabled.load(std::memory_order_acquire); }
+
+bool RegisterPerfFd(int fd, ThreadState* ts) {
+  if (fd < 0 || fd >= kPerfFdTableSize) return false;
+  g_perf_fd_table[fd].store(ts, std::memory_order_release);
+  return true;
+}
+
+void UnregisterPerfFd(int fd) {
+  if (fd >= 0 && fd < kPerfFdTableSize) {
+    g_perf_fd_table[fd].store(nullptr, std::memory_order_release);
+  }
+}
+
+void ClearPerfFdTable() {
+  for (auto& e : g_perf_fd_table) e.store(nullptr, std::memory_order_relaxed);
+}
+
+uint64_t TakeForeignSignalCount() { return g_foreign.exchange(0, std::memory_order_relaxed); }
+
+}  // namespace agent
+}  // namespace stackstream

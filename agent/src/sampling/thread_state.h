@@ -1,0 +1,53 @@
+// ThreadState: what the agent keeps per sampled thread: its stack bounds, its
+// sample ring, its sampling clock (POSIX timer or perf event) and the drop
+// counters the signal handler bumps.
+//
+// Thread-safety: fields marked "handler" are atomics read or written by the
+// thread's own signal handler (async-signal-safe) and by the drain thread.
+// Fields marked "registry" are guarded by ThreadRegistry::mu().
+// ThreadStates are never freed: retired ones are recycled by the drain thread
+// after a grace period, so a late signal never touches freed memory.
+#pragma once
+
+#include <time.h>
+
+#include <atomic>
+#include <cstdint>
+
+#include "sampling/sample_ring.h"
+
+namespace stackstream {
+namespace agent {
+
+enum class ClockKind { kNone, kPosixTimer, kPerfTaskClock };
+
+struct ThreadState {
+  // handler: sampling accepted only while true.
+  std::atomic<bool> active{false};
+  // handler: the thread's stack is [stack_lo, stack_hi); 0/0 = not known yet.
+  std::atomic<uint64_t> stack_lo{0};
+  std::atomic<uint64_t> stack_hi{0};
+  // handler: SP seen by a signal while the bounds were unknown (the drain
+  // thread then looks the stack mapping up in /proc/self/maps).
+  std::atomic<uint64_t> probe_sp{0};
+  std::atomic<int32_t> tid{0};
+  std::atomic<int> in_handler{0};  // re-entry guard
+  SampleRing ring;                 // handler = producer, drain thread = consumer
+
+  // handler -> drain thread counters (drain thread exchanges them to 0).
+  std::atomic<uint64_t> dropped_ring_full{0};
+  std::atomic<uint64_t> dropped_bad_stack{0};  // SP outside known bounds, or unknown
+  std::atomic<uint64_t> reentrant{0};
+
+  // registry:
+  ClockKind clock = ClockKind::kNone;
+  timer_t timer{};
+  int perf_fd = -1;
+  bool foreign = false;       // found by scanning /proc/self/task, not by pthread_create
+  bool retired = false;       // the thread is gone (or unregistered)
+  int64_t retired_ns = 0;     // CLOCK_MONOTONIC at retirement
+  bool free = false;          // in the pool, not tracking any thread
+};
+
+}  // namespace agent
+}  // namespace stackstream

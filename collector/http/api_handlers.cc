@@ -1,0 +1,254 @@
+#include "http/api_handlers.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "export/diff.h"
+#include "export/flamegraph.h"
+#include "export/folded.h"
+#include "export/speedscope.h"
+#include "export/top.h"
+#include "format/pprof_encoder.h"
+#include "http/query_params.h"
+#include "http/selector.h"
+#include "http/time_parse.h"
+
+namespace stackstream {
+namespace collector {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr int64_t kNanos = 1000000000;
+constexpr int64_t kDefaultTopLimit = 100;
+constexpr int64_t kMaxLimit = 1000000;
+constexpr int64_t kMaxSeriesPoints = 11000;
+
+std::string Dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
+HttpReply JsonReply(const json& j) {
+  HttpReply reply;
+  reply.body = Dump(j);
+  return reply;
+}
+
+// A file name safe inside a Content-Disposition header.
+std::string SafeFileName(const std::string& s) {
+  std::string out;
+  for (char c : s.substr(0, 100)) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.';
+    out.push_back(ok ? c : '_');
+  }
+  return out.empty() ? "profile" : out;
+}
+
+json RowJson(const exporter::TopRow& r) {
+  return json{{"function", r.function}, {"module", r.module},       {"self", r.self},
+              {"total", r.total},       {"self_pct", r.self_pct}, {"total_pct", r.total_pct}};
+}
+
+json RangeJson(const ProfileQuery& q, int64_t total) {
+  return json{{"service", q.service},
+              {"selector", FormatSelector(q.matchers)},
+              {"from", FormatRfc3339(q.from_unix_nanos)},
+              {"to", FormatRfc3339(q.to_unix_nanos)},
+              {"total", total}};
+}
+
+}  // namespace
+
+HttpReply ApiHandlers::Services(const QueryParams& params) {
+  std::vector<ServiceInfo> services;
+  Status s = store_->ListServices(&services);
+  if (!s.ok()) return StatusReply(s);
+  std::sort(services.begin(), services.end(),
+            [](const ServiceInfo& a, const ServiceInfo& b) { return a.service < b.service; });
+  json out = json::array();
+  for (const ServiceInfo& info : services) {
+    json sets = json::array();
+    for (const Labels& labels : info.label_sets) sets.push_back(json(labels));
+    out.push_back(json{{"service", info.service},
+                       {"label_sets", std::move(sets)},
+                       {"first_seen", FormatRfc3339(info.first_seen_unix_nanos)},
+                       {"last_seen", FormatRfc3339(info.last_seen_unix_nanos)},
+                       {"first_seen_unix_nanos", info.first_seen_unix_nanos},
+                       {"last_seen_unix_nanos", info.last_seen_unix_nanos}});
+  }
+  return JsonReply(out);
+}
+
+HttpReply ApiHandlers::Profile(const QueryParams& params, int64_t now_unix_nanos) {
+  std::string format;
+  GetParam(params, "format", &format);
+  if (format.empty()) format = "pprof";
+  if (format != "pprof" && format != "folded" && format != "speedscope" &&
+      format != "flamegraph") {
+    return StatusReply(ParamError("format", "\"" + format.substr(0, 64) +
+                                                "\" is not one of pprof, folded, speedscope, "
+                                                "flamegraph"));
+  }
+  ProfileQuery query;
+  Status s = ParseProfileQuery(params, now_unix_nanos, QueryParamNames(), &query);
+  if (!s.ok()) return StatusReply(s);
+  stackstream::Profile profile;
+  s = store_->Query(query, &profile);
+  if (!s.ok()) return StatusReply(s);
+  if (profile.start_unix_nanos == 0) profile.start_unix_nanos = query.from_unix_nanos;
+  if (profile.end_unix_nanos == 0) profile.end_unix_nanos = query.to_unix_nanos;
+
+  HttpReply reply;
+  const std::string base_name = SafeFileName(query.service + "." + profile.mode);
+  if (format == "pprof") {
+    reply.content_type = "application/octet-stream";
+    reply.body = EncodePprofGzip(profile);
+    reply.headers.emplace_back("Content-Disposition",
+                               "attachment; filename=\"" + base_name + ".pb.gz\"");
+  } else if (format == "folded") {
+    reply.content_type = "text/plain; charset=utf-8";
+    reply.body = exporter::ExportFolded(profile);
+  } else if (format == "speedscope") {
+    reply.body = exporter::ExportSpeedscope(profile, query.service + " " + profile.mode);
+    reply.headers.emplace_back("Content-Disposition",
+                               "attachment; filename=\"" + base_name + ".speedscope.json\"");
+  } else {
+    const int64_t period = profile.period_nanos > 0 ? profile.period_nanos : 1;
+    reply.body = exporter::FlameGraphFrameJson(exporter::FlameGraphRows(profile), period, "ns");
+  }
+  return reply;
+}
+
+HttpReply ApiHandlers::Top(const QueryParams& params, int64_t now_unix_nanos) {
+  int64_t limit = kDefaultTopLimit;
+  Status s = ParseIntParam(params, "limit", 1, kMaxLimit, &limit);
+  if (!s.ok()) return StatusReply(s);
+  ProfileQuery query;
+  s = ParseProfileQuery(params, now_unix_nanos, QueryParamNames(), &query);
+  if (!s.ok()) return StatusReply(s);
+  stackstream::Profile profile;
+  s = store_->Query(query, &profile);
+  if (!s.ok()) return StatusReply(s);
+  json rows = json::array();
+  for (const exporter::TopRow& r : exporter::Top(profile, static_cast<size_t>(limit))) {
+    rows.push_back(RowJson(r));
+  }
+  HttpReply reply = JsonReply(rows);
+  // Metadata for clients that want it without changing the row list.
+  reply.headers.emplace_back("X-Stackstream-Total-Samples", std::to_string(profile.TotalCount()));
+  reply.headers.emplace_back("X-Stackstream-Period-Nanos", std::to_string(profile.period_nanos));
+  return reply;
+}
+
+HttpReply ApiHandlers::Diff(const QueryParams& params, int64_t now_unix_nanos) {
+  int64_t limit = kDefaultTopLimit;
+  Status s = ParseIntParam(params, "limit", 1, kMaxLimit, &limit);
+  if (!s.ok()) return StatusReply(s);
+  ProfileQuery target;
+  s = ParseProfileQuery(params, now_unix_nanos, QueryParamNames(), &target);
+  if (!s.ok()) return StatusReply(s);
+
+  std::string base_from, base_to, base_selector;
+  const bool has_from = GetParam(params, "base_from", &base_from);
+  const bool has_to = GetParam(params, "base_to", &base_to);
+  const bool has_selector = GetParam(params, "base_selector", &base_selector);
+  if (!has_from && !has_to && !has_selector) {
+    return StatusReply(ParamError(
+        "base_from", "missing (give base_from/base_to for a time range, or base_selector)"));
+  }
+  ProfileQuery base = target;
+  if (has_selector) {
+    s = ParseSelector(base_selector, &base.matchers);
+    if (!s.ok()) return StatusReply(ParamError("base_selector", s.message()));
+  }
+  const int64_t length = target.to_unix_nanos - target.from_unix_nanos;
+  if (has_from) {
+    s = ParseTime(base_from, now_unix_nanos, &base.from_unix_nanos);
+    if (!s.ok()) return StatusReply(ParamError("base_from", s.message()));
+    base.to_unix_nanos = base.from_unix_nanos + length;
+  }
+  if (has_to) {
+    s = ParseTime(base_to, now_unix_nanos, &base.to_unix_nanos);
+    if (!s.ok()) return StatusReply(ParamError("base_to", s.message()));
+    if (!has_from) base.from_unix_nanos = base.to_unix_nanos - length;
+  }
+  if (base.from_unix_nanos >= base.to_unix_nanos) {
+    return StatusReply(ParamError("base_from", "must be before \"base_to\""));
+  }
+
+  stackstream::Profile base_profile, target_profile;
+  s = store_->Query(base, &base_profile);
+  if (!s.ok()) return StatusReply(s);
+  s = store_->Query(target, &target_profile);
+  if (!s.ok()) return StatusReply(s);
+  exporter::DiffResult diff =
+      exporter::Diff(base_profile, target_profile, static_cast<size_t>(limit));
+  json rows = json::array();
+  for (const exporter::DiffRow& r : diff.rows) {
+    rows.push_back(json{{"function", r.function},
+                        {"module", r.module},
+                        {"base_self", r.base_self},
+                        {"base_total", r.base_total},
+                        {"self", r.self},
+                        {"total", r.total},
+                        {"base_self_pct", r.base_self_pct},
+                        {"base_total_pct", r.base_total_pct},
+                        {"self_pct", r.self_pct},
+                        {"total_pct", r.total_pct},
+                        {"delta_self", r.delta_self},
+                        {"delta_total", r.delta_total},
+                        {"delta_self_pct", r.delta_self_pct},
+                        {"delta_total_pct", r.delta_total_pct}});
+  }
+  return JsonReply(json{{"base", RangeJson(base, diff.base_total)},
+                        {"target", RangeJson(target, diff.target_total)},
+                        {"rows", std::move(rows)}});
+}
+
+HttpReply ApiHandlers::Series(const QueryParams& params, int64_t now_unix_nanos) {
+  ProfileQuery query;
+  Status s = ParseProfileQuery(params, now_unix_nanos, QueryParamNames(), &query);
+  if (!s.ok()) return StatusReply(s);
+  std::string function;
+  GetParam(params, "function", &function);
+  if (function.size() > 4096) return StatusReply(ParamError("function", "longer than 4096 bytes"));
+  const int64_t range = query.to_unix_nanos - query.from_unix_nanos;
+  int64_t step = std::max<int64_t>(kNanos, (range / 100 + kNanos - 1) / kNanos * kNanos);
+  std::string text;
+  if (GetParam(params, "step", &text)) {
+    s = ParseDuration(text, &step);
+    if (!s.ok()) return StatusReply(ParamError("step", s.message()));
+    if (step < kNanos / 1000) return StatusReply(ParamError("step", "must be at least 1ms"));
+  }
+  if (range / step > kMaxSeriesPoints) {
+    return StatusReply(ParamError(
+        "step", "too small for the range (more than " + std::to_string(kMaxSeriesPoints) +
+                    " points)"));
+  }
+  std::vector<SeriesPoint> points;
+  s = store_->Series(query, step, function, &points);
+  if (!s.ok()) return StatusReply(s);
+  json out = json::array();
+  for (const SeriesPoint& p : points) {
+    json point = {{"timestamp", FormatRfc3339(p.unix_nanos)},
+                  {"unix_seconds", static_cast<double>(p.unix_nanos) / kNanos},
+                  {"total", p.total}};
+    if (!function.empty()) {
+      point["matched"] = p.matched;
+      point["share"] = p.total > 0 ? static_cast<double>(p.matched) / p.total : 0.0;
+    }
+    out.push_back(std::move(point));
+  }
+  return JsonReply(json{{"service", query.service},
+                        {"selector", FormatSelector(query.matchers)},
+                        {"function", function},
+                        {"from", FormatRfc3339(query.from_unix_nanos)},
+                        {"to", FormatRfc3339(query.to_unix_nanos)},
+                        {"step_seconds", static_cast<double>(step) / kNanos},
+                        {"points", std::move(out)}});
+}
+
+}  // namespace collector
+}  // namespace stackstream

@@ -1,0 +1,38 @@
+// ApiHandlers: the /api/v1 endpoints (services, profile, top, diff, series)
+// as functions from query parameters to an HttpReply, over a Store. They
+// never throw for bad input (errors come back as 4xx replies naming the
+// parameter). Thread-safe: holds only the Store pointer, and Store is
+// thread-safe.
+#pragma once
+
+#include <cstdint>
+
+#include "http/http_reply.h"
+#include "storage/store.h"
+
+namespace stackstream {
+namespace collector {
+
+class ApiHandlers {
+ public:
+  // "store" must outlive this object.
+  explicit ApiHandlers(Store* store) : store_(store) {}
+
+  // GET /api/v1/services: [{"service", "label_sets", "first_seen", "last_seen",
+  // "first_seen_unix_nanos", "last_seen_unix_nanos"}].
+  HttpReply Services(const QueryParams& params);
+  // GET /api/v1/profile?service&from&to&selector&mode&format=pprof|folded|speedscope|flamegraph
+  HttpReply Profile(const QueryParams& params, int64_t now_unix_nanos);
+  // GET /api/v1/top?...&limit=N: [{"function","module","self","total","self_pct","total_pct"}]
+  HttpReply Top(const QueryParams& params, int64_t now_unix_nanos);
+  // GET /api/v1/diff?...&base_from&base_to&base_selector&limit=N
+  HttpReply Diff(const QueryParams& params, int64_t now_unix_nanos);
+  // GET /api/v1/series?...&function=F&step=D
+  HttpReply Series(const QueryParams& params, int64_t now_unix_nanos);
+
+ private:
+  Store* const store_;
+};
+
+}  // namespace collector
+}  // namespace stackstream

@@ -425,6 +425,7 @@ TEST(RemoteUnwinderTest, PluginUnloadedBeforeUnwindDoesNotCrash) {
       unwinder.Unwind(cap.Snapshot(), pcs, 256, &truncated);
     }
     ASSERT_EQ(dlclose(h), 0);
+    ASSERT_EQ(dlopen(UNWIND_TEST_PLUGIN, RTLD_NOW | RTLD_NOLOAD), nullptr) << "not unloaded";
     if (variant != 1) unwinder.InvalidateModules();  // variant 1: stale module table
     int n = unwinder.Unwind(cap.Snapshot(), pcs, 256, &truncated);
     ASSERT_GE(n, 2) << Dump(pcs, n);

@@ -1,0 +1,90 @@
+#include "storage/sqlite_schema.h"
+
+#include <string>
+
+namespace stackstream {
+namespace collector {
+
+namespace {
+
+constexpr char kDdl[] = R"sql(
+CREATE TABLE IF NOT EXISTS meta(
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS strings(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  value TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS frames(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  function_id INTEGER NOT NULL,
+  file_id INTEGER NOT NULL,
+  line INTEGER NOT NULL,
+  module_id INTEGER NOT NULL,
+  build_id_id INTEGER NOT NULL,
+  inlined INTEGER NOT NULL,
+  UNIQUE(function_id, file_id, line, module_id, build_id_id, inlined));
+CREATE TABLE IF NOT EXISTS stacks(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  hash INTEGER NOT NULL,
+  truncated INTEGER NOT NULL,
+  frame_ids BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS stacks_by_hash ON stacks(hash);
+CREATE TABLE IF NOT EXISTS series(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  service TEXT NOT NULL,
+  labels BLOB NOT NULL UNIQUE,
+  first_seen INTEGER NOT NULL,
+  last_seen INTEGER NOT NULL,
+  first_bucket INTEGER NOT NULL,
+  last_bucket INTEGER NOT NULL,
+  period_nanos INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS series_by_service ON series(service, last_bucket);
+CREATE TABLE IF NOT EXISTS samples(
+  series_id INTEGER NOT NULL,
+  bucket_start INTEGER NOT NULL,
+  mode_id INTEGER NOT NULL,
+  stack_id INTEGER NOT NULL,
+  count INTEGER NOT NULL,
+  PRIMARY KEY(series_id, bucket_start, mode_id, stack_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ingested(
+  agent_instance_id TEXT NOT NULL,
+  sequence INTEGER NOT NULL,
+  window_start INTEGER NOT NULL,
+  PRIMARY KEY(agent_instance_id, sequence)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ingested_by_time ON ingested(window_start);
+)sql";
+
+}  // namespace
+
+Status CreateSchema(SqliteConnection* conn) {
+  Status s = conn->Exec("BEGIN IMMEDIATE");
+  if (!s.ok()) return s;
+  s = conn->Exec(kDdl);
+  if (s.ok()) {
+    Status ps;
+    constexpr char kGet[] = "SELECT value FROM meta WHERE key='schema_version'";
+    SqliteStatement get(conn->Prepare(kGet, &ps));
+    if (!ps.ok()) {
+      s = ps;
+    } else if (get.Step() == SQLITE_ROW) {
+      int64_t version = std::stoll(get.ColumnText(0));
+      if (version > kSchemaVersion) {
+        s = Status::Corruption("database schema version " + std::to_string(version) +
+                               " is newer than this collector's (" +
+                               std::to_string(kSchemaVersion) + ")");
+      }
+    } else {
+      s = conn->Exec("INSERT INTO meta(key, value) VALUES('schema_version', '" +
+                     std::to_string(kSchemaVersion) + "'), ('bucket_nanos', '" +
+                     std::to_string(kBucketNanos) + "')");
+    }
+  }
+  if (!s.ok()) {
+    conn->Exec("ROLLBACK");
+    return s;
+  }
+  return conn->Exec("COMMIT");
+}
+
+}  // namespace collector
+}  // namespace stackstream

@@ -1,0 +1,48 @@
+// SqliteSchema: the tables of the SQLite engine and how to create them.
+//
+//   strings(id, value)                    every distinct string once
+//   frames(id, function_id, file_id, line, module_id, build_id_id, inlined)
+//                                         every distinct frame once (string ids)
+//   stacks(id, hash, truncated, frame_ids) every distinct stack once; frame_ids
+//                                         is a blob of varint frame ids, LEAF
+//                                         FIRST; looked up by hash
+//   series(id, service, labels, first/last_seen, first/last_bucket, period_nanos)
+//                                         one row per (service, label set)
+//   samples(series_id, bucket_start, mode_id, stack_id, count)
+//                                         counts per time bucket; primary key
+//                                         (series_id, bucket_start, ...) so a
+//                                         range query reads one contiguous run
+//   ingested(agent_instance_id, sequence, window_start)
+//                                         idempotency: one row per stored summary
+//
+// Ids of strings, frames and stacks are AUTOINCREMENT: never reused, so an id
+// always names the same content and readers may cache id -> content forever.
+// Thread-safety: pure functions over a connection the caller owns.
+#pragma once
+
+#include <cstdint>
+
+#include "format/status.h"
+#include "storage/sqlite_connection.h"
+
+namespace stackstream {
+namespace collector {
+
+// Width of one time bucket. A summary's samples are stored in the bucket
+// holding its window start.
+constexpr int64_t kBucketNanos = 10LL * 1000 * 1000 * 1000;
+
+constexpr int64_t kSchemaVersion = 1;
+
+inline int64_t BucketOf(int64_t unix_nanos) {
+  int64_t b = unix_nanos / kBucketNanos;
+  if (unix_nanos < 0 && b * kBucketNanos != unix_nanos) --b;
+  return b * kBucketNanos;
+}
+
+// Creates missing tables and indexes; fails on a database written by a newer
+// schema version.
+Status CreateSchema(SqliteConnection* conn);
+
+}  // namespace collector
+}  // namespace stackstream

@@ -1,0 +1,779 @@
+#include "storage/sqlite_store.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <limits>
+#include <map>
+#include <set>
+
+#include "storage/label_match.h"
+#include "storage/sqlite_schema.h"
+#include "storage/varint.h"
+
+namespace stackstream {
+namespace collector {
+
+namespace {
+
+constexpr size_t kMaxBatch = 64;
+constexpr size_t kMaxCacheEntries = 1 << 20;
+constexpr size_t kMaxIdleReaders = 8;
+
+#define SS_PREPARE(var, conn, sql)                 \
+  Status var##_status;                             \
+  SqliteStatement var((conn)->Prepare(sql, &var##_status)); \
+  if (!var##_status.ok()) return var##_status
+
+#define SS_RETURN_IF_ERROR(expr)   \
+  do {                             \
+    Status _s = (expr);            \
+    if (!_s.ok()) return _s;       \
+  } while (0)
+
+// --- SQL (statement cache keys are these arrays' addresses) ---
+constexpr char kInsertIngested[] =
+    "INSERT OR IGNORE INTO ingested(agent_instance_id, sequence, window_start) VALUES(?1, ?2, ?3)";
+constexpr char kSelectString[] = "SELECT id FROM strings WHERE value = ?1";
+constexpr char kInsertString[] = "INSERT INTO strings(value) VALUES(?1)";
+constexpr char kSelectFrameId[] =
+    "SELECT id FROM frames WHERE function_id = ?1 AND file_id = ?2 AND line = ?3 AND "
+    "module_id = ?4 AND build_id_id = ?5 AND inlined = ?6";
+constexpr char kInsertFrame[] =
+    "INSERT INTO frames(function_id, file_id, line, module_id, build_id_id, inlined) "
+    "VALUES(?1, ?2, ?3, ?4, ?5, ?6)";
+constexpr char kSelectStackByHash[] =
+    "SELECT id, truncated, frame_ids FROM stacks WHERE hash = ?1";
+constexpr char kInsertStack[] =
+    "INSERT INTO stacks(hash, truncated, frame_ids) VALUES(?1, ?2, ?3)";
+constexpr char kSelectSeriesId[] = "SELECT id FROM series WHERE labels = ?1";
+constexpr char kInsertSeries[] =
+    "INSERT INTO series(service, labels, first_seen, last_seen, first_bucket, last_bucket, "
+    "period_nanos) VALUES(?1, ?2, ?3, ?4, ?5, ?5, ?6)";
+constexpr char kUpdateSeries[] =
+    "UPDATE series SET first_seen = min(first_seen, ?2), last_seen = max(last_seen, ?3), "
+    "first_bucket = min(first_bucket, ?4), last_bucket = max(last_bucket, ?4), "
+    "period_nanos = ?5 WHERE id = ?1";
+constexpr char kUpsertSample[] =
+    "INSERT INTO samples(series_id, bucket_start, mode_id, stack_id, count) "
+    "VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(series_id, bucket_start, mode_id, stack_id) "
+    "DO UPDATE SET count = count + excluded.count";
+
+constexpr char kSelectSeriesAll[] =
+    "SELECT id, labels, period_nanos FROM series WHERE last_bucket >= ?1 AND first_bucket < ?2 "
+    "ORDER BY id";
+constexpr char kSelectSeriesOfService[] =
+    "SELECT id, labels, period_nanos FROM series WHERE service = ?3 AND last_bucket >= ?1 AND "
+    "first_bucket < ?2 ORDER BY id";
+constexpr char kSelectModeId[] = "SELECT id FROM strings WHERE value = ?1";
+constexpr char kSelectStringById[] = "SELECT value FROM strings WHERE id = ?1";
+constexpr char kAggregateStacks[] =
+    "SELECT mode_id, stack_id, sum(count), min(bucket_start), max(bucket_start) FROM samples "
+    "WHERE series_id = ?1 AND bucket_start >= ?2 AND bucket_start < ?3 AND "
+    "(?4 = 0 OR mode_id = ?4) GROUP BY mode_id, stack_id";
+constexpr char kAggregateBuckets[] =
+    "SELECT bucket_start, sum(count) FROM samples WHERE series_id = ?1 AND bucket_start >= ?2 "
+    "AND bucket_start < ?3 AND (?4 = 0 OR mode_id = ?4) GROUP BY bucket_start";
+constexpr char kAggregateBucketStacks[] =
+    "SELECT bucket_start, stack_id, sum(count) FROM samples WHERE series_id = ?1 AND "
+    "bucket_start >= ?2 AND bucket_start < ?3 AND (?4 = 0 OR mode_id = ?4) "
+    "GROUP BY bucket_start, stack_id";
+constexpr char kSelectStack[] = "SELECT truncated, frame_ids FROM stacks WHERE id = ?1";
+constexpr char kSelectFrame[] =
+    "SELECT f.line, f.inlined, fn.value, fi.value, mo.value, bi.value FROM frames f "
+    "JOIN strings fn ON fn.id = f.function_id JOIN strings fi ON fi.id = f.file_id "
+    "JOIN strings mo ON mo.id = f.module_id JOIN strings bi ON bi.id = f.build_id_id "
+    "WHERE f.id = ?1";
+constexpr char kListSeries[] =
+    "SELECT service, labels, first_seen, last_seen FROM series ORDER BY service, id";
+
+uint64_t Fnv1a(const std::string& data, bool truncated) {
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : data) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  h ^= truncated ? 0x9e3779b97f4a7c15ULL : 0;
+  return h;
+}
+
+// The bucket range [lo, hi) a query reads: every bucket overlapping [from, to).
+struct BucketRange {
+  int64_t lo;
+  int64_t hi;
+};
+BucketRange RangeOf(const ProfileQuery& q) {
+  BucketRange r;
+  r.lo = q.from_unix_nanos <= 0 ? std::numeric_limits<int64_t>::min()
+                                : BucketOf(q.from_unix_nanos);
+  r.hi = q.to_unix_nanos <= 0 ? std::numeric_limits<int64_t>::max() : q.to_unix_nanos;
+  return r;
+}
+
+// Runs a read transaction (one consistent snapshot) for its lifetime.
+class ReadTxn {
+ public:
+  explicit ReadTxn(SqliteConnection* conn) : conn_(conn) { status_ = conn_->Exec("BEGIN"); }
+  ~ReadTxn() {
+    if (status_.ok()) conn_->Exec("COMMIT");
+  }
+  const Status& status() const { return status_; }
+
+ private:
+  SqliteConnection* conn_;
+  Status status_;
+};
+
+}  // namespace
+
+struct SqliteStore::Writer {
+  const SummaryRecord* record = nullptr;
+  bool duplicate = false;
+  bool done = false;
+  Status status;
+  std::condition_variable cv;
+};
+
+// Leases a reader connection from the pool for its lifetime.
+class SqliteStore::ReadLease {
+ public:
+  explicit ReadLease(SqliteStore* store) : store_(store) { status_ = store->AcquireReader(&conn_); }
+  ~ReadLease() {
+    if (conn_) store_->ReleaseReader(std::move(conn_));
+  }
+  const Status& status() const { return status_; }
+  SqliteConnection* get() const { return conn_.get(); }
+
+ private:
+  SqliteStore* store_;
+  std::unique_ptr<SqliteConnection> conn_;
+  Status status_;
+};
+
+Status SqliteStore::Open(const std::string& path, std::unique_ptr<SqliteStore>* out) {
+  std::unique_ptr<SqliteStore> store(new SqliteStore(path));
+  SS_RETURN_IF_ERROR(SqliteConnection::Open(path, &store->writer_));
+  Status s = CreateSchema(store->writer_.get());
+  if (!s.ok()) return Status(s.code() == Status::kCorruption ? s : Status::IOError(
+                                 "cannot initialize " + path + ": " + s.message()));
+  *out = std::move(store);
+  return Status::OK();
+}
+
+SqliteStore::~SqliteStore() = default;
+
+// ---------------------------------------------------------------- writes
+
+Status SqliteStore::Write(const SummaryRecord& record, bool* duplicate) {
+  Writer w;
+  w.record = &record;
+  std::unique_lock<std::mutex> lock(queue_mu_);
+  queue_.push_back(&w);
+  while (!w.done && &w != queue_.front()) w.cv.wait(lock);
+  if (!w.done) {
+    // This thread leads: commit everything queued so far in one transaction.
+    std::vector<Writer*> batch;
+    for (Writer* q : queue_) {
+      batch.push_back(q);
+      if (batch.size() >= kMaxBatch) break;
+    }
+    lock.unlock();
+    {
+      std::lock_guard<std::mutex> writer_lock(writer_mu_);
+      CommitBatch(batch);
+    }
+    lock.lock();
+    for (Writer* q : batch) {
+      queue_.pop_front();
+      q->done = true;
+      if (q != &w) q->cv.notify_one();
+    }
+    if (!queue_.empty()) queue_.front()->cv.notify_one();
+  }
+  if (duplicate != nullptr) *duplicate = w.duplicate;
+  return w.status;
+}
+
+void SqliteStore::CommitBatch(const std::vector<Writer*>& batch) {
+  Status s = writer_->Exec("BEGIN IMMEDIATE");
+  if (!s.ok()) {
+    for (Writer* w : batch) w->status = s;
+    return;
+  }
+  for (Writer* w : batch) {
+    Status rs = writer_->Exec("SAVEPOINT record");
+    if (rs.ok()) rs = WriteOne(*w->record, &w->duplicate);
+    if (rs.ok()) {
+      rs = writer_->Exec("RELEASE record");
+    } else {
+      writer_->Exec("ROLLBACK TO record");
+      writer_->Exec("RELEASE record");
+      ClearWriteCaches();
+      w->duplicate = false;
+    }
+    w->status = rs;
+  }
+  s = writer_->Exec("COMMIT");
+  if (!s.ok()) {
+    writer_->Exec("ROLLBACK");
+    ClearWriteCaches();
+    for (Writer* w : batch) {
+      if (w->status.ok()) w->status = s;
+      w->duplicate = false;
+    }
+  }
+}
+
+void SqliteStore::ClearWriteCaches() {
+  string_ids_.clear();
+  frame_ids_.clear();
+  stack_ids_.clear();
+  series_ids_.clear();
+}
+
+Status SqliteStore::WriteOne(const SummaryRecord& record, bool* duplicate) {
+  *duplicate = false;
+  if (record.service.empty()) return Status::InvalidArgument("record has no service");
+  if (record.agent_instance_id.empty()) {
+    return Status::InvalidArgument("record has no agent_instance_id");
+  }
+  const Profile& p = record.profile;
+  const int64_t bucket = BucketOf(p.start_unix_nanos);
+  {
+    SS_PREPARE(st, writer_.get(), kInsertIngested);
+    st.BindText(1, record.agent_instance_id)
+        .Bind(2, static_cast<int64_t>(record.sequence))
+        .Bind(3, p.start_unix_nanos);
+    SS_RETURN_IF_ERROR(st.Run());
+    if (writer_->Changes() == 0) {
+      *duplicate = true;
+      return Status::OK();
+    }
+  }
+  int64_t series_id = 0, mode_id = 0;
+  SS_RETURN_IF_ERROR(UpsertSeries(record, bucket, &series_id));
+  SS_RETURN_IF_ERROR(InternString(p.mode, &mode_id));
+  std::vector<int64_t> frame_ids(p.frames.size());
+  for (size_t i = 0; i < p.frames.size(); ++i) {
+    SS_RETURN_IF_ERROR(InternFrame(p.frames[i], &frame_ids[i]));
+  }
+  std::string blob;
+  for (const ProfileSample& sample : p.samples) {
+    if (sample.count <= 0) continue;
+    blob.clear();
+    for (uint32_t f : sample.frames) {
+      if (f >= frame_ids.size()) return Status::InvalidArgument("sample frame index out of range");
+      PutVarint(&blob, static_cast<uint64_t>(frame_ids[f]));
+    }
+    int64_t stack_id = 0;
+    SS_RETURN_IF_ERROR(InternStack(blob, sample.truncated, &stack_id));
+    SS_PREPARE(st, writer_.get(), kUpsertSample);
+    st.Bind(1, series_id).Bind(2, bucket).Bind(3, mode_id).Bind(4, stack_id).Bind(5, sample.count);
+    SS_RETURN_IF_ERROR(st.Run());
+  }
+  return Status::OK();
+}
+
+Status SqliteStore::InternString(const std::string& value, int64_t* id) {
+  auto it = string_ids_.find(value);
+  if (it != string_ids_.end()) {
+    *id = it->second;
+    return Status::OK();
+  }
+  {
+    SS_PREPARE(sel, writer_.get(), kSelectString);
+    sel.BindText(1, value);
+    int rc = sel.Step();
+    if (rc == SQLITE_ROW) {
+      *id = sel.ColumnInt(0);
+    } else if (rc != SQLITE_DONE) {
+      return writer_->Error("select string");
+    } else {
+      SS_PREPARE(ins, writer_.get(), kInsertString);
+      ins.BindText(1, value);
+      SS_RETURN_IF_ERROR(ins.Run());
+      *id = sqlite3_last_insert_rowid(writer_->db());
+    }
+  }
+  if (string_ids_.size() >= kMaxCacheEntries) string_ids_.clear();
+  string_ids_.emplace(value, *id);
+  return Status::OK();
+}
+
+Status SqliteStore::InternFrame(const Frame& frame, int64_t* id) {
+  int64_t ids[4];
+  SS_RETURN_IF_ERROR(InternString(frame.function, &ids[0]));
+  SS_RETURN_IF_ERROR(InternString(frame.file, &ids[1]));
+  SS_RETURN_IF_ERROR(InternString(frame.module, &ids[2]));
+  SS_RETURN_IF_ERROR(InternString(frame.build_id, &ids[3]));
+  std::string key;
+  for (int64_t v : ids) PutVarint(&key, static_cast<uint64_t>(v));
+  PutVarint(&key, static_cast<uint64_t>(frame.line));
+  key.push_back(frame.inlined ? 1 : 0);
+  auto it = frame_ids_.find(key);
+  if (it != frame_ids_.end()) {
+    *id = it->second;
+    return Status::OK();
+  }
+  {
+    SS_PREPARE(sel, writer_.get(), kSelectFrameId);
+    sel.Bind(1, ids[0]).Bind(2, ids[1]).Bind(3, frame.line).Bind(4, ids[2]).Bind(5, ids[3]).Bind(
+        6, frame.inlined ? 1 : 0);
+    int rc = sel.Step();
+    if (rc == SQLITE_ROW) {
+      *id = sel.ColumnInt(0);
+    } else if (rc != SQLITE_DONE) {
+      return writer_->Error("select frame");
+    } else {
+      SS_PREPARE(ins, writer_.get(), kInsertFrame);
+      ins.Bind(1, ids[0]).Bind(2, ids[1]).Bind(3, frame.line).Bind(4, ids[2]).Bind(5, ids[3]).Bind(
+          6, frame.inlined ? 1 : 0);
+      SS_RETURN_IF_ERROR(ins.Run());
+      *id = sqlite3_last_insert_rowid(writer_->db());
+    }
+  }
+  if (frame_ids_.size() >= kMaxCacheEntries) frame_ids_.clear();
+  frame_ids_.emplace(std::move(key), *id);
+  return Status::OK();
+}
+
+Status SqliteStore::InternStack(const std::string& frame_ids, bool truncated, int64_t* id) {
+  std::string key = frame_ids;
+  key.push_back(truncated ? 1 : 0);
+  auto it = stack_ids_.find(key);
+  if (it != stack_ids_.end()) {
+    *id = it->second;
+    return Status::OK();
+  }
+  const int64_t hash = static_cast<int64_t>(Fnv1a(frame_ids, truncated));
+  bool found = false;
+  {
+    SS_PREPARE(sel, writer_.get(), kSelectStackByHash);
+    sel.Bind(1, hash);
+    int rc;
+    while ((rc = sel.Step()) == SQLITE_ROW) {
+      if ((sel.ColumnInt(1) != 0) == truncated && sel.ColumnBlob(2) == frame_ids) {
+        *id = sel.ColumnInt(0);
+        found = true;
+        break;
+      }
+    }
+    if (!found && rc != SQLITE_DONE) return writer_->Error("select stack");
+  }
+  if (!found) {
+    SS_PREPARE(ins, writer_.get(), kInsertStack);
+    ins.Bind(1, hash).Bind(2, truncated ? 1 : 0).BindBlob(3, frame_ids);
+    SS_RETURN_IF_ERROR(ins.Run());
+    *id = sqlite3_last_insert_rowid(writer_->db());
+  }
+  if (stack_ids_.size() >= kMaxCacheEntries) stack_ids_.clear();
+  stack_ids_.emplace(std::move(key), *id);
+  return Status::OK();
+}
+
+Status SqliteStore::UpsertSeries(const SummaryRecord& record, int64_t bucket, int64_t* id) {
+  Labels labels = record.labels;
+  labels["service"] = record.service;
+  std::string key = EncodeLabels(labels);
+  const Profile& p = record.profile;
+  const int64_t first = p.start_unix_nanos;
+  const int64_t last = std::max(p.start_unix_nanos, p.end_unix_nanos);
+  auto it = series_ids_.find(key);
+  if (it != series_ids_.end()) {
+    *id = it->second;
+  } else {
+    SS_PREPARE(sel, writer_.get(), kSelectSeriesId);
+    sel.BindBlob(1, key);
+    int rc = sel.Step();
+    if (rc == SQLITE_ROW) {
+      *id = sel.ColumnInt(0);
+    } else if (rc != SQLITE_DONE) {
+      return writer_->Error("select series");
+    } else {
+      SS_PREPARE(ins, writer_.get(), kInsertSeries);
+      ins.BindText(1, record.service).BindBlob(2, key).Bind(3, first).Bind(4, last).Bind(5, bucket)
+          .Bind(6, p.period_nanos);
+      SS_RETURN_IF_ERROR(ins.Run());
+      *id = sqlite3_last_insert_rowid(writer_->db());
+    }
+    if (series_ids_.size() >= kMaxCacheEntries) series_ids_.clear();
+    series_ids_.emplace(key, *id);
+  }
+  SS_PREPARE(up, writer_.get(), kUpdateSeries);
+  up.Bind(1, *id).Bind(2, first).Bind(3, last).Bind(4, bucket).Bind(5, p.period_nanos);
+  return up.Run();
+}
+
+Status SqliteStore::DeleteBefore(int64_t cutoff_unix_nanos) {
+  std::lock_guard<std::mutex> writer_lock(writer_mu_);
+  // A bucket b is deleted when it ends at or before the cutoff: b + B <= cutoff.
+  const int64_t limit = cutoff_unix_nanos - kBucketNanos + 1;  // delete b < limit
+  const int64_t first_kept = BucketOf(cutoff_unix_nanos);
+  const std::string l = std::to_string(limit), k = std::to_string(first_kept);
+  Status s = writer_->Exec("BEGIN IMMEDIATE");
+  if (!s.ok()) return s;
+  int64_t deleted = 0;
+  s = writer_->Exec("DELETE FROM samples WHERE series_id IN (SELECT id FROM series WHERE "
+                    "first_bucket < " + l + ") AND bucket_start < " + l);
+  if (s.ok()) {
+    deleted = writer_->Changes();
+    s = writer_->Exec("DELETE FROM series WHERE last_bucket < " + l +
+                      ";UPDATE series SET first_bucket = max(first_bucket, " + k +
+                      "), first_seen = max(first_seen, " + k + ") WHERE first_bucket < " + k +
+                      ";DELETE FROM ingested WHERE window_start < " + k);
+  }
+  if (s.ok() && deleted > 0) {
+    s = writer_->Exec(
+        "DELETE FROM stacks WHERE id NOT IN (SELECT DISTINCT stack_id FROM samples)");
+  }
+  if (s.ok()) s = writer_->Exec("COMMIT");
+  if (!s.ok()) writer_->Exec("ROLLBACK");
+  ClearWriteCaches();
+  if (s.ok() && deleted > 0) writer_->Exec("PRAGMA wal_checkpoint(PASSIVE)");
+  return s;
+}
+
+// ---------------------------------------------------------------- reads
+
+Status SqliteStore::AcquireReader(std::unique_ptr<SqliteConnection>* out) {
+  {
+    std::lock_guard<std::mutex> lock(readers_mu_);
+    if (!idle_readers_.empty()) {
+      *out = std::move(idle_readers_.back());
+      idle_readers_.pop_back();
+      return Status::OK();
+    }
+  }
+  return SqliteConnection::Open(path_, out);
+}
+
+void SqliteStore::ReleaseReader(std::unique_ptr<SqliteConnection> conn) {
+  std::lock_guard<std::mutex> lock(readers_mu_);
+  if (idle_readers_.size() < kMaxIdleReaders) idle_readers_.push_back(std::move(conn));
+}
+
+Status SqliteStore::MatchSeries(SqliteConnection* conn, const ProfileQuery& query,
+                                const CompiledMatchers& matchers, std::vector<SeriesRow>* out) {
+  out->clear();
+  BucketRange r = RangeOf(query);
+  const char* sql = query.service.empty() ? kSelectSeriesAll : kSelectSeriesOfService;
+  SS_PREPARE(st, conn, sql);
+  st.Bind(1, r.lo).Bind(2, r.hi);
+  if (!query.service.empty()) st.BindText(3, query.service);
+  int rc;
+  while ((rc = st.Step()) == SQLITE_ROW) {
+    SeriesRow row;
+    row.id = st.ColumnInt(0);
+    if (!DecodeLabels(st.ColumnBlob(1), &row.labels)) {
+      return Status::Corruption("series " + std::to_string(row.id) + ": bad label set");
+    }
+    row.period_nanos = st.ColumnInt(2);
+    if (matchers.Matches(row.labels)) out->push_back(std::move(row));
+  }
+  if (rc != SQLITE_DONE) return conn->Error("select series");
+  return Status::OK();
+}
+
+Status SqliteStore::LookupModeId(SqliteConnection* conn, const std::string& mode, int64_t* id) {
+  *id = 0;
+  if (mode.empty()) return Status::OK();
+  SS_PREPARE(st, conn, kSelectModeId);
+  st.BindText(1, mode);
+  int rc = st.Step();
+  if (rc == SQLITE_ROW) {
+    *id = st.ColumnInt(0);
+  } else if (rc == SQLITE_DONE) {
+    *id = -1;  // never stored: matches nothing
+  } else {
+    return conn->Error("select mode");
+  }
+  return Status::OK();
+}
+
+Status SqliteStore::LoadStack(SqliteConnection* conn, int64_t id, StackRow* out) {
+  {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    auto it = stack_cache_.find(id);
+    if (it != stack_cache_.end()) {
+      *out = it->second;
+      return Status::OK();
+    }
+  }
+  SS_PREPARE(st, conn, kSelectStack);
+  st.Bind(1, id);
+  int rc = st.Step();
+  if (rc != SQLITE_ROW) {
+    if (rc == SQLITE_DONE) return Status::Corruption("stack " + std::to_string(id) + " missing");
+    return conn->Error("select stack");
+  }
+  out->truncated = st.ColumnInt(0) != 0;
+  out->frame_ids.clear();
+  std::string blob = st.ColumnBlob(1);
+  size_t pos = 0;
+  while (pos < blob.size()) {
+    uint64_t v;
+    if (!GetVarint(blob, &pos, &v)) {
+      return Status::Corruption("stack " + std::to_string(id) + ": bad frame list");
+    }
+    out->frame_ids.push_back(static_cast<int64_t>(v));
+  }
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  if (stack_cache_.size() >= kMaxCacheEntries) stack_cache_.clear();
+  stack_cache_.emplace(id, *out);
+  return Status::OK();
+}
+
+Status SqliteStore::LoadFrame(SqliteConnection* conn, int64_t id, Frame* out) {
+  {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    auto it = frame_cache_.find(id);
+    if (it != frame_cache_.end()) {
+      *out = it->second;
+      return Status::OK();
+    }
+  }
+  SS_PREPARE(st, conn, kSelectFrame);
+  st.Bind(1, id);
+  int rc = st.Step();
+  if (rc != SQLITE_ROW) {
+    if (rc == SQLITE_DONE) return Status::Corruption("frame " + std::to_string(id) + " missing");
+    return conn->Error("select frame");
+  }
+  out->line = st.ColumnInt(0);
+  out->inlined = st.ColumnInt(1) != 0;
+  out->function = st.ColumnText(2);
+  out->file = st.ColumnText(3);
+  out->module = st.ColumnText(4);
+  out->build_id = st.ColumnText(5);
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  if (frame_cache_.size() >= kMaxCacheEntries) frame_cache_.clear();
+  frame_cache_.emplace(id, *out);
+  return Status::OK();
+}
+
+Status SqliteStore::Query(const ProfileQuery& query, Profile* out) {
+  *out = Profile();
+  CompiledMatchers matchers;
+  SS_RETURN_IF_ERROR(CompiledMatchers::Compile(query.matchers, &matchers));
+  ReadLease lease(this);
+  SS_RETURN_IF_ERROR(lease.status());
+  SqliteConnection* conn = lease.get();
+  ReadTxn txn(conn);
+  SS_RETURN_IF_ERROR(txn.status());
+
+  std::vector<SeriesRow> series;
+  SS_RETURN_IF_ERROR(MatchSeries(conn, query, matchers, &series));
+  int64_t mode_id = 0;
+  SS_RETURN_IF_ERROR(LookupModeId(conn, query.mode, &mode_id));
+  if (mode_id < 0) series.clear();
+
+  BucketRange r = RangeOf(query);
+  std::unordered_map<int64_t, int64_t> counts;  // stack id -> samples
+  std::map<int64_t, int64_t> mode_counts;       // mode id -> samples
+  int64_t min_bucket = std::numeric_limits<int64_t>::max(), max_bucket = 0, period = 0;
+  for (const SeriesRow& s : series) {
+    SS_PREPARE(st, conn, kAggregateStacks);
+    st.Bind(1, s.id).Bind(2, r.lo).Bind(3, r.hi).Bind(4, mode_id);
+    int rc;
+    bool any = false;
+    while ((rc = st.Step()) == SQLITE_ROW) {
+      any = true;
+      int64_t n = st.ColumnInt(2);
+      mode_counts[st.ColumnInt(0)] += n;
+      counts[st.ColumnInt(1)] += n;
+      min_bucket = std::min(min_bucket, st.ColumnInt(3));
+      max_bucket = std::max(max_bucket, st.ColumnInt(4));
+    }
+    if (rc != SQLITE_DONE) return conn->Error("aggregate samples");
+    if (any && period == 0) period = s.period_nanos;
+  }
+
+  ProfileBuilder builder;
+  Profile* p = builder.mutable_profile();
+  if (!query.mode.empty()) p->mode = query.mode;
+  if (!mode_counts.empty()) {
+    auto best = std::max_element(mode_counts.begin(), mode_counts.end(),
+                                 [](const auto& a, const auto& b) { return a.second < b.second; });
+    if (query.mode.empty()) {
+      SS_PREPARE(st, conn, kSelectStringById);
+      st.Bind(1, best->first);
+      if (st.Step() == SQLITE_ROW) p->mode = st.ColumnText(0);
+    }
+    p->start_unix_nanos = min_bucket;
+    p->end_unix_nanos = max_bucket + kBucketNanos;
+  }
+  if (period > 0) p->period_nanos = period;
+
+  std::vector<std::pair<int64_t, int64_t>> stacks(counts.begin(), counts.end());
+  std::sort(stacks.begin(), stacks.end());
+  std::unordered_map<int64_t, uint32_t> frame_index;  // db frame id -> profile index
+  StackRow row;
+  Frame frame;
+  std::vector<uint32_t> indexes;
+  for (const auto& sc : stacks) {
+    SS_RETURN_IF_ERROR(LoadStack(conn, sc.first, &row));
+    indexes.clear();
+    for (int64_t fid : row.frame_ids) {
+      auto it = frame_index.find(fid);
+      if (it == frame_index.end()) {
+        SS_RETURN_IF_ERROR(LoadFrame(conn, fid, &frame));
+        it = frame_index.emplace(fid, builder.InternFrame(frame)).first;
+      }
+      indexes.push_back(it->second);
+    }
+    builder.AddSample(indexes, sc.second, row.truncated);
+  }
+  *out = builder.Release();
+  return Status::OK();
+}
+
+Status SqliteStore::Series(const ProfileQuery& query, int64_t step_nanos,
+                           const std::string& function, std::vector<SeriesPoint>* out) {
+  out->clear();
+  if (step_nanos <= 0) return Status::InvalidArgument("step must be positive");
+  CompiledMatchers matchers;
+  SS_RETURN_IF_ERROR(CompiledMatchers::Compile(query.matchers, &matchers));
+  ReadLease lease(this);
+  SS_RETURN_IF_ERROR(lease.status());
+  SqliteConnection* conn = lease.get();
+  ReadTxn txn(conn);
+  SS_RETURN_IF_ERROR(txn.status());
+
+  std::vector<SeriesRow> series;
+  SS_RETURN_IF_ERROR(MatchSeries(conn, query, matchers, &series));
+  int64_t mode_id = 0;
+  SS_RETURN_IF_ERROR(LookupModeId(conn, query.mode, &mode_id));
+  if (mode_id < 0) series.clear();
+
+  const BucketRange r = RangeOf(query);
+  const int64_t origin = query.from_unix_nanos > 0 ? query.from_unix_nanos : 0;
+  auto step_of = [&](int64_t bucket) {
+    if (bucket <= origin) return origin;
+    return origin + (bucket - origin) / step_nanos * step_nanos;
+  };
+  std::map<int64_t, SeriesPoint> points;
+  std::unordered_map<int64_t, bool> has_function;  // stack id -> contains "function"
+  StackRow row;
+  Frame frame;
+  for (const SeriesRow& s : series) {
+    const char* sql = function.empty() ? kAggregateBuckets : kAggregateBucketStacks;
+    SS_PREPARE(st, conn, sql);
+    st.Bind(1, s.id).Bind(2, r.lo).Bind(3, r.hi).Bind(4, mode_id);
+    int rc;
+    while ((rc = st.Step()) == SQLITE_ROW) {
+      int64_t t = step_of(st.ColumnInt(0));
+      SeriesPoint& pt = points[t];
+      pt.unix_nanos = t;
+      if (function.empty()) {
+        pt.total += st.ColumnInt(1);
+        continue;
+      }
+      int64_t stack_id = st.ColumnInt(1), n = st.ColumnInt(2);
+      pt.total += n;
+      auto it = has_function.find(stack_id);
+      if (it == has_function.end()) {
+        bool found = false;
+        SS_RETURN_IF_ERROR(LoadStack(conn, stack_id, &row));
+        for (int64_t fid : row.frame_ids) {
+          SS_RETURN_IF_ERROR(LoadFrame(conn, fid, &frame));
+          if (frame.function == function) {
+            found = true;
+            break;
+          }
+        }
+        it = has_function.emplace(stack_id, found).first;
+      }
+      if (it->second) pt.matched += n;
+    }
+    if (rc != SQLITE_DONE) return conn->Error("aggregate series");
+  }
+  for (auto& kv : points) out->push_back(kv.second);
+  return Status::OK();
+}
+
+Status SqliteStore::ListServices(std::vector<ServiceInfo>* out) {
+  out->clear();
+  ReadLease lease(this);
+  SS_RETURN_IF_ERROR(lease.status());
+  SqliteConnection* conn = lease.get();
+  SS_PREPARE(st, conn, kListSeries);
+  int rc;
+  while ((rc = st.Step()) == SQLITE_ROW) {
+    std::string service = st.ColumnText(0);
+    Labels labels;
+    if (!DecodeLabels(st.ColumnBlob(1), &labels)) return Status::Corruption("bad label set");
+    int64_t first = st.ColumnInt(2), last = st.ColumnInt(3);
+    if (out->empty() || out->back().service != service) {
+      ServiceInfo info;
+      info.service = service;
+      info.first_seen_unix_nanos = first;
+      info.last_seen_unix_nanos = last;
+      out->push_back(std::move(info));
+    }
+    ServiceInfo& info = out->back();
+    info.label_sets.push_back(std::move(labels));
+    info.first_seen_unix_nanos = std::min(info.first_seen_unix_nanos, first);
+    info.last_seen_unix_nanos = std::max(info.last_seen_unix_nanos, last);
+  }
+  if (rc != SQLITE_DONE) return conn->Error("list series");
+  return Status::OK();
+}
+
+Status SqliteStore::LabelNames(const ProfileQuery& query, std::vector<std::string>* out) {
+  out->clear();
+  CompiledMatchers matchers;
+  SS_RETURN_IF_ERROR(CompiledMatchers::Compile(query.matchers, &matchers));
+  ReadLease lease(this);
+  SS_RETURN_IF_ERROR(lease.status());
+  std::vector<SeriesRow> series;
+  SS_RETURN_IF_ERROR(MatchSeries(lease.get(), query, matchers, &series));
+  std::set<std::string> names;
+  for (const SeriesRow& s : series) {
+    for (const auto& kv : s.labels) names.insert(kv.first);
+  }
+  out->assign(names.begin(), names.end());
+  return Status::OK();
+}
+
+Status SqliteStore::LabelValues(const ProfileQuery& query, const std::string& name,
+                                std::vector<std::string>* out) {
+  out->clear();
+  CompiledMatchers matchers;
+  SS_RETURN_IF_ERROR(CompiledMatchers::Compile(query.matchers, &matchers));
+  ReadLease lease(this);
+  SS_RETURN_IF_ERROR(lease.status());
+  std::vector<SeriesRow> series;
+  SS_RETURN_IF_ERROR(MatchSeries(lease.get(), query, matchers, &series));
+  std::set<std::string> values;
+  for (const SeriesRow& s : series) {
+    auto it = s.labels.find(name);
+    if (it != s.labels.end()) values.insert(it->second);
+  }
+  out->assign(values.begin(), values.end());
+  return Status::OK();
+}
+
+int64_t SqliteStore::SizeBytes() {
+  int64_t bytes = 0;
+  {
+    ReadLease lease(this);
+    if (!lease.status().ok()) return 0;
+    Status s;
+    int64_t pages = 0, page_size = 0;
+    {
+      SqliteStatement st(lease.get()->Prepare("PRAGMA page_count", &s));
+      if (s.ok() && st.Step() == SQLITE_ROW) pages = st.ColumnInt(0);
+    }
+    {
+      SqliteStatement st(lease.get()->Prepare("PRAGMA page_size", &s));
+      if (s.ok() && st.Step() == SQLITE_ROW) page_size = st.ColumnInt(0);
+    }
+    bytes = pages * page_size;
+  }
+  struct stat sb;
+  if (stat((path_ + "-wal").c_str(), &sb) == 0) bytes += sb.st_size;
+  return bytes;
+}
+
+}  // namespace collector
+}  // namespace stackstream

@@ -1,0 +1,112 @@
+// SqliteStore: the embedded storage engine ("sqlite:PATH"). Schema in
+// sqlite_schema.h.
+//
+// Durability: WAL journal with synchronous=FULL; Write() returns only after
+// its transaction committed (WAL fsynced), so an acknowledged summary
+// survives SIGKILL and power loss. Concurrent Write() calls are group
+// committed (leveldb-style writer queue): the first waiting writer commits
+// every queued record in one transaction, each record in its own savepoint,
+// so one bad record never fails its neighbours.
+//
+// Time: a summary's samples land in the kBucketNanos bucket holding its
+// window start. A query [from, to) reads every bucket that overlaps it (bucket
+// start in [BucketOf(from), to)); to <= 0 means "no upper bound".
+//
+// Thread-safety: thread-safe. One writer connection (guarded by a mutex) and
+// a pool of reader connections (WAL lets readers run beside the writer).
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "storage/sqlite_connection.h"
+#include "storage/store.h"
+
+namespace stackstream {
+namespace collector {
+
+class CompiledMatchers;
+
+class SqliteStore : public Store {
+ public:
+  // Opens or creates the database at "path" (its directory must exist).
+  static Status Open(const std::string& path, std::unique_ptr<SqliteStore>* out);
+  ~SqliteStore() override;
+
+  Status Write(const SummaryRecord& record, bool* duplicate) override;
+  Status ListServices(std::vector<ServiceInfo>* out) override;
+  Status LabelNames(const ProfileQuery& query, std::vector<std::string>* out) override;
+  Status LabelValues(const ProfileQuery& query, const std::string& name,
+                     std::vector<std::string>* out) override;
+  Status Query(const ProfileQuery& query, Profile* out) override;
+  Status Series(const ProfileQuery& query, int64_t step_nanos, const std::string& function,
+                std::vector<SeriesPoint>* out) override;
+  // Deletes the buckets that end at or before "cutoff_unix_nanos", series
+  // with no data left, idempotency rows older than the cutoff's bucket, and
+  // stacks no sample refers to any more.
+  Status DeleteBefore(int64_t cutoff_unix_nanos) override;
+  int64_t SizeBytes() override;
+
+ private:
+  struct Writer;
+  struct SeriesRow {
+    int64_t id = 0;
+    Labels labels;
+    int64_t period_nanos = 0;
+  };
+  struct StackRow {
+    bool truncated = false;
+    std::vector<int64_t> frame_ids;
+  };
+  class ReadLease;
+
+  explicit SqliteStore(std::string path) : path_(std::move(path)) {}
+
+  // Write path. REQUIRES: writer_mu_ held.
+  void CommitBatch(const std::vector<Writer*>& batch);
+  Status WriteOne(const SummaryRecord& record, bool* duplicate);
+  Status InternString(const std::string& value, int64_t* id);
+  Status InternFrame(const Frame& frame, int64_t* id);
+  Status InternStack(const std::string& frame_ids, bool truncated, int64_t* id);
+  Status UpsertSeries(const SummaryRecord& record, int64_t bucket, int64_t* id);
+  void ClearWriteCaches();
+
+  // Read path (any thread, on a leased reader connection).
+  Status AcquireReader(std::unique_ptr<SqliteConnection>* out);
+  void ReleaseReader(std::unique_ptr<SqliteConnection> conn);
+  Status MatchSeries(SqliteConnection* conn, const ProfileQuery& query,
+                     const CompiledMatchers& matchers, std::vector<SeriesRow>* out);
+  Status LookupModeId(SqliteConnection* conn, const std::string& mode, int64_t* id);
+  Status LoadStack(SqliteConnection* conn, int64_t id, StackRow* out);
+  Status LoadFrame(SqliteConnection* conn, int64_t id, Frame* out);
+
+  const std::string path_;
+
+  // Group commit queue.
+  std::mutex queue_mu_;
+  std::deque<Writer*> queue_;  // GUARDED_BY(queue_mu_)
+
+  // The writer connection and its id caches (content -> id).
+  std::mutex writer_mu_;
+  std::unique_ptr<SqliteConnection> writer_;                    // GUARDED_BY(writer_mu_)
+  std::unordered_map<std::string, int64_t> string_ids_;         // GUARDED_BY(writer_mu_)
+  std::unordered_map<std::string, int64_t> frame_ids_;          // GUARDED_BY(writer_mu_)
+  std::unordered_map<std::string, int64_t> stack_ids_;          // GUARDED_BY(writer_mu_)
+  std::unordered_map<std::string, int64_t> series_ids_;         // GUARDED_BY(writer_mu_)
+
+  // Reader pool and id -> content caches (ids are never reused).
+  std::mutex readers_mu_;
+  std::vector<std::unique_ptr<SqliteConnection>> idle_readers_;  // GUARDED_BY(readers_mu_)
+  std::mutex cache_mu_;
+  std::unordered_map<int64_t, StackRow> stack_cache_;  // GUARDED_BY(cache_mu_)
+  std::unordered_map<int64_t, Frame> frame_cache_;     // GUARDED_BY(cache_mu_)
+};
+
+}  // namespace collector
+}  // namespace stackstream

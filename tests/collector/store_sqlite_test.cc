@@ -1,0 +1,215 @@
+// SqliteStore: the conformance suite plus what is specific to the SQLite
+// engine (URI handling, bucketing, on-disk layout, durability settings).
+#include <sqlite3.h>
+#include <stdlib.h>
+
+#include <filesystem>
+
+#include "store_conformance.h"
+#include "storage/sqlite_schema.h"
+#include "storage/sqlite_store.h"
+
+namespace stackstream {
+namespace collector {
+namespace testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string& TempRoot() {
+  static const std::string root = [] {
+    char tmpl[] = "/tmp/stackstream-store-test-XXXXXX";
+    const char* dir = mkdtemp(tmpl);
+    return std::string(dir ? dir : "/tmp");
+  }();
+  return root;
+}
+
+StoreEngine SqliteEngine() {
+  StoreEngine e;
+  e.name = "Sqlite";
+  e.open = [](const std::string& key, std::unique_ptr<Store>* out) {
+    // The directory does not exist yet: OpenStore creates it.
+    return OpenStore("sqlite:" + TempRoot() + "/" + key + "/data/profiles.db", out);
+  };
+  e.destroy = [](const std::string& key) {
+    std::error_code ec;
+    fs::remove_all(TempRoot() + "/" + key, ec);
+  };
+  return e;
+}
+
+INSTANTIATE_TEST_SUITE_P(Sqlite, StoreConformanceTest, ::testing::Values(SqliteEngine()),
+                         EngineName);
+
+class SqliteStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = TempRoot() + "/" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    fs::remove_all(dir_);
+    path_ = dir_ + "/profiles.db";
+    Status s = OpenStore("sqlite:" + path_, &store_);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+  }
+  void TearDown() override {
+    store_.reset();
+    fs::remove_all(dir_);
+  }
+  int64_t Count(const std::string& sql) {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr), SQLITE_OK) << sql;
+    int64_t n = -1;
+    if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+  }
+  std::string Text(const std::string& sql) {
+    sqlite3* db = nullptr;
+    sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+    sqlite3_stmt* st = nullptr;
+    std::string out;
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK) {
+      while (sqlite3_step(st) == SQLITE_ROW) {
+        out += reinterpret_cast<const char*>(sqlite3_column_text(st, 3));
+        out += "\n";
+      }
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return out;
+  }
+
+  std::string dir_, path_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_F(SqliteStoreTest, RejectsUnknownScheme) {
+  std::unique_ptr<Store> s;
+  Status st = OpenStore("postgres://x", &s);
+  EXPECT_EQ(st.code(), Status::kInvalidArgument);
+  EXPECT_NE(st.message().find("sqlite:PATH"), std::string::npos) << st.message();
+  EXPECT_EQ(OpenStore("sqlite:", &s).code(), Status::kInvalidArgument);
+}
+
+TEST_F(SqliteStoreTest, UnopenablePathIsAnError) {
+  std::unique_ptr<Store> s;
+  // A regular file where a directory should be.
+  std::string file = dir_ + "/not-a-dir";
+  { FILE* f = fopen(file.c_str(), "w"); ASSERT_NE(f, nullptr); fclose(f); }
+  Status st = OpenStore("sqlite:" + file + "/profiles.db", &s);
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("not-a-dir"), std::string::npos) << st.ToString();
+}
+
+TEST_F(SqliteStoreTest, UsesWalWithFullSync) {
+  bool dup;
+  ASSERT_TRUE(store_->Write(MakeRecord("a", 1, "api", {}, kT0, {{"main", 1}}), &dup).ok());
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), "wal");
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  EXPECT_TRUE(fs::exists(path_ + "-wal"));
+  EXPECT_GT(store_->SizeBytes(), 4096);
+}
+
+TEST_F(SqliteStoreTest, StringsFramesAndStacksStoredOnce) {
+  for (uint64_t seq = 1; seq <= 20; ++seq) {
+    bool dup;
+    ASSERT_TRUE(store_->Write(MakeRecord("a", seq, "api", {{"pid", std::to_string(seq % 2)}},
+                                         kT0 + seq * 10 * kSecond,
+                                         {{"main;work;hot", 3}, {"main;work;cold", 1}}),
+                              &dup)
+                    .ok());
+  }
+  EXPECT_EQ(Count("SELECT count(*) FROM frames"), 4);  // main, work, hot, cold
+  EXPECT_EQ(Count("SELECT count(*) FROM stacks"), 2);
+  EXPECT_EQ(Count("SELECT count(*) FROM strings WHERE value = 'main'"), 1);
+  EXPECT_EQ(Count("SELECT count(*) FROM series"), 2);
+  EXPECT_EQ(Count("SELECT count(*) FROM samples"), 40);
+  EXPECT_EQ(Count("SELECT count(*) FROM ingested"), 20);
+}
+
+TEST_F(SqliteStoreTest, SameSeriesSameBucketIsOneRow) {
+  bool dup;
+  for (uint64_t seq = 1; seq <= 5; ++seq) {
+    ASSERT_TRUE(store_->Write(MakeRecord("a", seq, "api", {}, kT0 + seq * kSecond, {{"main", 2}}),
+                              &dup)
+                    .ok());
+  }
+  EXPECT_EQ(Count("SELECT count(*) FROM samples"), 1);
+  EXPECT_EQ(Count("SELECT sum(count) FROM samples"), 10);
+}
+
+TEST_F(SqliteStoreTest, RangeQueryReadsOnlyItsSeriesAndBuckets) {
+  std::string plan = Text(
+      "EXPLAIN QUERY PLAN SELECT mode_id, stack_id, sum(count) FROM samples WHERE series_id = 1 "
+      "AND bucket_start >= 0 AND bucket_start < 100 GROUP BY mode_id, stack_id");
+  EXPECT_NE(plan.find("USING PRIMARY KEY (series_id=? AND bucket_start>? AND bucket_start<?)"),
+            std::string::npos)
+      << plan;
+}
+
+TEST_F(SqliteStoreTest, PartialBucketOverlapIsIncluded) {
+  bool dup;
+  // Window starts at kT0 + 3 s: stored in bucket [kT0, kT0 + 10 s).
+  ASSERT_TRUE(
+      store_->Write(MakeRecord("a", 1, "api", {}, kT0 + 3 * kSecond, {{"main", 5}}), &dup).ok());
+  ProfileQuery q;
+  q.service = "api";
+  q.from_unix_nanos = kT0 + 7 * kSecond;
+  q.to_unix_nanos = kT0 + 8 * kSecond;
+  Profile p;
+  ASSERT_TRUE(store_->Query(q, &p).ok());
+  EXPECT_EQ(p.TotalCount(), 5);
+  q.from_unix_nanos = kT0 + 10 * kSecond;
+  q.to_unix_nanos = kT0 + 20 * kSecond;
+  ASSERT_TRUE(store_->Query(q, &p).ok());
+  EXPECT_EQ(p.TotalCount(), 0);
+  // Retention: a bucket survives until it ends at or before the cutoff.
+  ASSERT_TRUE(store_->DeleteBefore(kT0 + 9 * kSecond).ok());
+  q.from_unix_nanos = 0;
+  q.to_unix_nanos = 0;  // unbounded
+  ASSERT_TRUE(store_->Query(q, &p).ok());
+  EXPECT_EQ(p.TotalCount(), 5);
+  ASSERT_TRUE(store_->DeleteBefore(kT0 + 10 * kSecond).ok());
+  ASSERT_TRUE(store_->Query(q, &p).ok());
+  EXPECT_EQ(p.TotalCount(), 0);
+}
+
+TEST_F(SqliteStoreTest, FailedRecordLeavesNothingAndDoesNotBlockItsSequence) {
+  SummaryRecord bad = MakeRecord("a", 1, "api", {}, kT0, {{"main", 1}});
+  bad.profile.samples[0].frames.push_back(999);  // dangling frame index
+  bool dup = true;
+  EXPECT_FALSE(store_->Write(bad, &dup).ok());
+  EXPECT_FALSE(dup);
+  EXPECT_EQ(Count("SELECT count(*) FROM ingested"), 0);
+  EXPECT_EQ(Count("SELECT count(*) FROM samples"), 0);
+  ASSERT_TRUE(store_->Write(MakeRecord("a", 1, "api", {}, kT0, {{"main", 1}}), &dup).ok());
+  EXPECT_FALSE(dup);
+  EXPECT_EQ(Count("SELECT sum(count) FROM samples"), 1);
+}
+
+TEST_F(SqliteStoreTest, NewerSchemaVersionIsRefused) {
+  store_.reset();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "UPDATE meta SET value='99' WHERE key='schema_version'", nullptr,
+                         nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  Status s = OpenStore("sqlite:" + path_, &store_);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("newer"), std::string::npos) << s.ToString();
+}
+
+}  // namespace
+}  // namespace testing
+}  // namespace collector
+}  // namespace stackstream

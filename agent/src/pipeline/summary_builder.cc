@@ -1,0 +1,203 @@
+#include "pipeline/summary_builder.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace stackstream {
+namespace agent {
+namespace pipeline {
+
+size_t SummaryBuilder::KeyHash::operator()(const std::vector<uint64_t>& v) const {
+  uint64_t h = 0xcbf29ce484222325ULL ^ v.size();
+  for (uint64_t x : v) {
+    h ^= x;
+    h *= 0x100000001b3ULL;
+    h ^= h >> 29;
+  }
+  return static_cast<size_t>(h);
+}
+
+SummaryBuilder::SummaryBuilder(v1::ProcessIdentity identity, std::vector<v1::Label> labels,
+                               v1::SamplingMode mode, int64_t period_nanos,
+                               Symbolizer* symbolizer, ThreadNames* thread_names, Options options)
+    : identity_(std::move(identity)),
+      labels_(std::move(labels)),
+      mode_(mode),
+      period_nanos_(period_nanos),
+      symbolizer_(symbolizer),
+      thread_names_(thread_names),
+      options_(options) {
+  Reset();
+}
+
+void SummaryBuilder::StartWindow(int64_t start_ns) { window_start_ns_ = start_ns; }
+
+void SummaryBuilder::Reset() {
+  current_.Clear();
+  strings_.clear();
+  locations_.clear();
+  mappings_.clear();
+  functions_.clear();
+  stack_index_.clear();
+  threads_.clear();
+  counts_.clear();
+  window_samples_ = 0;
+  stacks_dropped_limit_ = 0;
+  leaf_only_stacks_ = 0;
+  InternString("");
+}
+
+uint32_t SummaryBuilder::InternString(const std::string& s) {
+  auto it = strings_.find(s);
+  if (it != strings_.end()) return it->second;
+  uint32_t index = static_cast<uint32_t>(current_.string_table_size());
+  current_.add_string_table(s);
+  strings_.emplace(s, index);
+  return index;
+}
+
+uint32_t SummaryBuilder::InternMapping(const Module* module) {
+  auto it = mappings_.find(module);
+  if (it != mappings_.end()) return it->second;
+  uint32_t index = static_cast<uint32_t>(current_.mappings_size());
+  v1::Mapping* m = current_.add_mappings();
+  if (module != nullptr) {
+    m->set_memory_start(module->start);
+    m->set_memory_limit(module->end);
+    m->set_file_offset(module->file_offset);
+    m->set_path_strindex(InternString(module->path));
+    m->set_build_id(module->build_id);
+  } else {
+    m->set_path_strindex(InternString("[unknown]"));
+  }
+  mappings_.emplace(module, index);
+  return index;
+}
+
+uint32_t SummaryBuilder::InternLocation(uint64_t address) {
+  auto it = locations_.find(address);
+  if (it != locations_.end()) return it->second;
+  std::shared_ptr<const SymbolizedPc> pc = symbolizer_->Symbolize(address);
+  uint32_t index = static_cast<uint32_t>(current_.locations_size());
+  uint32_t mapping = InternMapping(pc->module.get());
+  v1::Location* loc = current_.add_locations();
+  loc->set_mapping_index(mapping);
+  loc->set_file_offset(pc->file_offset);
+  std::string fkey;
+  for (const SymbolizedFrame& f : pc->frames) {
+    fkey.clear();
+    fkey.append(f.function).push_back('\0');
+    fkey.append(f.system_name).push_back('\0');
+    fkey.append(f.file);
+    auto fit = functions_.find(fkey);
+    uint32_t function_index;
+    if (fit != functions_.end()) {
+      function_index = fit->second;
+    } else {
+      function_index = static_cast<uint32_t>(current_.functions_size());
+      v1::Function* fn = current_.add_functions();
+      fn->set_name_strindex(InternString(f.function));
+      if (!f.system_name.empty()) fn->set_system_name_strindex(InternString(f.system_name));
+      if (!f.file.empty()) fn->set_filename_strindex(InternString(f.file));
+      fn->set_start_line(f.start_line);
+      functions_.emplace(fkey, function_index);
+    }
+    v1::Line* line = loc->add_lines();
+    line->set_function_index(function_index);
+    line->set_line(f.line);
+  }
+  locations_.emplace(address, index);
+  return index;
+}
+
+uint32_t SummaryBuilder::ThreadIndex(int32_t tid) {
+  if (!options_.keep_threads) return 0;
+  auto it = threads_.find(tid);
+  if (it != threads_.end()) return it->second;
+  if (threads_.size() >= options_.max_threads) return 0;
+  v1::ThreadInfo* t = current_.add_threads();
+  t->set_tid(tid);
+  // Re-read once per window: threads may rename themselves.
+  t->set_name_strindex(InternString(thread_names_->Get(tid, /*refresh=*/true)));
+  uint32_t index = static_cast<uint32_t>(current_.threads_size());
+  threads_.emplace(tid, index);
+  return index;
+}
+
+uint32_t SummaryBuilder::AddStack(const uint64_t* pcs, uint32_t depth, bool truncated) {
+  uint32_t index = static_cast<uint32_t>(current_.stacks_size());
+  v1::Stack* stack = current_.add_stacks();
+  stack->set_truncated(truncated);
+  for (uint32_t i = 0; i < depth; ++i) {
+    // Return addresses point after the call: look up the call instruction.
+    uint64_t address = i == 0 ? pcs[i] : pcs[i] - 1;
+    stack->add_location_indexes(InternLocation(address));
+  }
+  stack_index_.emplace(key_, index);
+  return index;
+}
+
+void SummaryBuilder::Add(const RawSample& sample) {
+  if (sample.depth == 0 || sample.pcs == nullptr) return;
+  const int64_t weight = sample.weight > 0 ? sample.weight : 1;
+  key_.assign(sample.pcs, sample.pcs + sample.depth);
+  key_.push_back(sample.truncated ? 1 : 0);
+  uint32_t stack;
+  auto it = stack_index_.find(key_);
+  if (it != stack_index_.end()) {
+    stack = it->second;
+  } else if (stack_index_.size() - leaf_only_stacks_ < options_.max_stacks) {
+    stack = AddStack(sample.pcs, sample.depth, sample.truncated);
+  } else {
+    // Over the bound: keep the leaf alone, if there is room for that.
+    stacks_dropped_limit_ += weight;
+    key_.assign(sample.pcs, sample.pcs + 1);
+    key_.push_back(2);  // distinct from any full stack of depth 1
+    auto leaf = stack_index_.find(key_);
+    if (leaf != stack_index_.end()) {
+      stack = leaf->second;
+    } else if (leaf_only_stacks_ < options_.reserve_stacks) {
+      ++leaf_only_stacks_;
+      stack = AddStack(sample.pcs, 1, /*truncated=*/true);
+    } else {
+      return;
+    }
+  }
+  uint64_t key = (static_cast<uint64_t>(stack) << 32) | ThreadIndex(sample.tid);
+  counts_[key] += weight;
+  window_samples_ += weight;
+}
+
+void SummaryBuilder::Finish(const v1::Counters& counters, int64_t end_ns,
+                            v1::StackSummary* summary) {
+  summary->Clear();
+  summary->Swap(&current_);
+  summary->set_schema_version(1);
+  *summary->mutable_process() = identity_;
+  for (const v1::Label& l : labels_) *summary->add_labels() = l;
+  int64_t start = window_start_ns_ > 0 ? window_start_ns_ : end_ns;
+  if (end_ns < start) end_ns = start;
+  summary->set_start_time_unix_nanos(start);
+  summary->set_end_time_unix_nanos(end_ns);
+  summary->set_mode(mode_);
+  summary->set_period_nanos(period_nanos_);
+  // Sorted by stack, then thread: deterministic and compresses better.
+  std::vector<std::pair<uint64_t, int64_t>> sorted(counts_.begin(), counts_.end());
+  std::sort(sorted.begin(), sorted.end());
+  summary->mutable_samples()->Reserve(static_cast<int>(sorted.size()));
+  for (const auto& [key, count] : sorted) {
+    v1::Sample* s = summary->add_samples();
+    s->set_stack_index(static_cast<uint32_t>(key >> 32));
+    s->set_count(count);
+    s->set_thread_index(static_cast<uint32_t>(key & 0xffffffffu));
+  }
+  *summary->mutable_counters() = counters;
+  summary->mutable_counters()->set_stacks_dropped_limit(counters.stacks_dropped_limit() +
+                                                        stacks_dropped_limit_);
+  Reset();
+  window_start_ns_ = end_ns;
+}
+
+}  // namespace pipeline
+}  // namespace agent
+}  // namespace stackstream

@@ -1,0 +1,94 @@
+// SummaryBuilder: raw stacks of one flush window -> one portable
+// v1::StackSummary (stacks deduplicated with counts per thread, string table,
+// mappings, functions, locations with inline lines, threads, counters).
+//
+// Memory is bounded: at most Options::max_stacks distinct stacks per window.
+// A sample whose stack would exceed that is kept as its leaf alone (marked
+// truncated) while Options::reserve_stacks more leaf-only stacks fit, and
+// dropped otherwise; either way its weight is counted in
+// counters.stacks_dropped_limit.
+//
+// Not thread-safe: used by the drain thread only.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "pipeline/symbolizer.h"
+#include "pipeline/thread_names.h"
+#include "sample_sink.h"
+#include "stackstream/v1/summary.pb.h"
+
+namespace stackstream {
+namespace agent {
+namespace pipeline {
+
+class SummaryBuilder {
+ public:
+  struct Options {
+    size_t max_stacks = 16384;
+    size_t reserve_stacks = 1024;
+    size_t max_threads = 4096;
+    bool keep_threads = true;
+  };
+
+  // "identity", "labels" (sorted by key, keys unique), "mode" and
+  // "period_nanos" are copied into every summary. "symbolizer" and
+  // "thread_names" must outlive the builder.
+  SummaryBuilder(v1::ProcessIdentity identity, std::vector<v1::Label> labels,
+                 v1::SamplingMode mode, int64_t period_nanos, Symbolizer* symbolizer,
+                 ThreadNames* thread_names, Options options);
+
+  // Starts the first window at "start_ns" (CLOCK_REALTIME ns).
+  void StartWindow(int64_t start_ns);
+
+  void Add(const RawSample& sample);
+
+  // Closes the current window at "end_ns" into "*summary" (cleared first),
+  // adding "counters" to the builder's own (stacks_dropped_limit), and starts
+  // the next window at "end_ns".
+  void Finish(const v1::Counters& counters, int64_t end_ns, v1::StackSummary* summary);
+
+  int64_t window_samples() const { return window_samples_; }
+  size_t window_stacks() const { return stack_index_.size(); }
+
+ private:
+  struct KeyHash {
+    size_t operator()(const std::vector<uint64_t>& v) const;
+  };
+  void Reset();
+  uint32_t InternString(const std::string& s);
+  uint32_t InternLocation(uint64_t address);
+  uint32_t InternMapping(const Module* module);
+  uint32_t ThreadIndex(int32_t tid);
+  // Adds a stack for "key" (pcs + truncated flag word) and returns its index.
+  uint32_t AddStack(const uint64_t* pcs, uint32_t depth, bool truncated);
+
+  const v1::ProcessIdentity identity_;
+  const std::vector<v1::Label> labels_;
+  const v1::SamplingMode mode_;
+  const int64_t period_nanos_;
+  Symbolizer* const symbolizer_;
+  ThreadNames* const thread_names_;
+  const Options options_;
+
+  int64_t window_start_ns_ = 0;
+  int64_t window_samples_ = 0;
+  int64_t stacks_dropped_limit_ = 0;
+  v1::StackSummary current_;  // tables built up during the window
+  std::unordered_map<std::string, uint32_t> strings_;
+  std::unordered_map<uint64_t, uint32_t> locations_;  // address looked up -> index
+  std::unordered_map<const Module*, uint32_t> mappings_;
+  std::unordered_map<std::string, uint32_t> functions_;
+  std::unordered_map<std::vector<uint64_t>, uint32_t, KeyHash> stack_index_;
+  std::unordered_map<int32_t, uint32_t> threads_;  // tid -> index + 1
+  std::unordered_map<uint64_t, int64_t> counts_;   // stack << 32 | thread -> count
+  std::vector<uint64_t> key_;                      // scratch
+  size_t leaf_only_stacks_ = 0;
+};
+
+}  // namespace pipeline
+}  // namespace agent
+}  // namespace stackstream

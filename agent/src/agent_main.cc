@@ -16,7 +16,7 @@ using stackstream::agent::ShutdownAgent;
 
 void AtExit() { ShutdownAgent(); }
 
-__attribute__((constructor(101))) void StackstreamConstructor() {
+__attribute__((constructor)) void StackstreamConstructor() {
   // Resolve the real functions before any thread can need them.
   stackstream::agent::RealPthreadCreate();
   pthread_atfork(&stackstream::agent::AgentForkPrepare, &stackstream::agent::AgentForkParent,

@@ -24,16 +24,30 @@ struct LogSettings {
 
 // All leaked on purpose: the logger must outlive every thread, including ones
 // still running while the process exits.
-std::mutex* g_mu = new std::mutex;
-LogSettings* g_settings = new LogSettings;
-std::atomic<spdlog::logger*> g_logger{nullptr};
+// Function-local statics: the agent's constructor may log before this
+// file's dynamic initializers would have run.
+std::mutex*& MuPtr() {
+  static std::mutex* mu = new std::mutex;
+  return mu;
+}
+LogSettings& Settings() {
+  static LogSettings* s = new LogSettings;
+  return *s;
+}
+std::atomic<spdlog::logger*> g_logger{nullptr};  // constant-initialized
 
 struct RateState {
   int64_t last_ms = 0;
   int64_t suppressed = 0;
 };
-std::mutex* g_rate_mu = new std::mutex;
-std::map<std::string, RateState>* g_rate = new std::map<std::string, RateState>;
+std::mutex*& RateMuPtr() {
+  static std::mutex* mu = new std::mutex;
+  return mu;
+}
+std::map<std::string, RateState>*& RatePtr() {
+  static auto* m = new std::map<std::string, RateState>;
+  return m;
+}
 
 spdlog::level::level_enum ParseLevel(const std::string& s) {
   if (s == "off") return spdlog::level::off;
@@ -44,7 +58,7 @@ spdlog::level::level_enum ParseLevel(const std::string& s) {
   return spdlog::level::warn;
 }
 
-// REQUIRES: g_mu held.
+// REQUIRES: *MuPtr() held.
 spdlog::logger* MakeLogger(const LogSettings& s) {
   spdlog::sink_ptr sink;
   spdlog::level::level_enum level = ParseLevel(s.level);
@@ -76,19 +90,19 @@ int64_t NowMs() {
 }  // namespace
 
 void InitAgentLog(const Config& config) {
-  std::lock_guard<std::mutex> lock(*g_mu);
-  g_settings->level = config.log_level;
-  g_settings->file = config.log_file;
-  g_logger.store(MakeLogger(*g_settings), std::memory_order_release);  // old one leaked
+  std::lock_guard<std::mutex> lock(*MuPtr());
+  Settings().level = config.log_level;
+  Settings().file = config.log_file;
+  g_logger.store(MakeLogger(Settings()), std::memory_order_release);  // old one leaked
 }
 
 spdlog::logger* AgentLog() {
   spdlog::logger* l = g_logger.load(std::memory_order_acquire);
   if (l != nullptr) return l;
-  std::lock_guard<std::mutex> lock(*g_mu);
+  std::lock_guard<std::mutex> lock(*MuPtr());
   l = g_logger.load(std::memory_order_acquire);
   if (l == nullptr) {
-    l = MakeLogger(*g_settings);
+    l = MakeLogger(Settings());
     g_logger.store(l, std::memory_order_release);
   }
   return l;
@@ -96,19 +110,20 @@ spdlog::logger* AgentLog() {
 
 void ResetAgentLogAfterFork() {
   // Another parent thread may have held any of these mutexes at fork time.
-  g_mu = new std::mutex;
-  g_rate_mu = new std::mutex;
-  g_rate = new std::map<std::string, RateState>;
-  std::lock_guard<std::mutex> lock(*g_mu);
-  g_logger.store(MakeLogger(*g_settings), std::memory_order_release);
+  MuPtr() = new std::mutex;
+  RateMuPtr() = new std::mutex;
+  RatePtr() = new std::map<std::string, RateState>;
+  std::lock_guard<std::mutex> lock(*MuPtr());
+  g_logger.store(MakeLogger(Settings()), std::memory_order_release);
 }
 
 bool ShouldLog(const std::string& kind, int64_t min_interval_ms, int64_t* suppressed) {
-  std::lock_guard<std::mutex> lock(*g_rate_mu);
-  auto it = g_rate->find(kind);
+  std::lock_guard<std::mutex> lock(*RateMuPtr());
+  std::map<std::string, RateState>& rate = *RatePtr();
+  auto it = rate.find(kind);
   int64_t now = NowMs();
-  if (it == g_rate->end()) {
-    (*g_rate)[kind] = RateState{now, 0};
+  if (it == rate.end()) {
+    rate[kind] = RateState{now, 0};
     if (suppressed != nullptr) *suppressed = 0;
     return true;
   }

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <random>
 
 #include "sampling/signal_handler.h"
@@ -65,7 +66,22 @@ bool ArmPosixTimer(ThreadState* ts, const ClockSpec& spec, int* err) {
   return true;
 }
 
+int OpenPerfTaskClockWith(pid_t tid, int64_t period_ns, bool user_only);
+
+// Counts kernel time too where permitted (CAP_PERFMON, or
+// perf_event_paranoid < 2), else user time only (paranoid 2 allows that for
+// one's own threads).
 int OpenPerfTaskClock(pid_t tid, int64_t period_ns) {
+  static std::atomic<bool> user_only{false};
+  if (!user_only.load(std::memory_order_relaxed)) {
+    int fd = OpenPerfTaskClockWith(tid, period_ns, false);
+    if (fd >= 0 || (errno != EACCES && errno != EPERM)) return fd;
+    user_only.store(true, std::memory_order_relaxed);
+  }
+  return OpenPerfTaskClockWith(tid, period_ns, true);
+}
+
+int OpenPerfTaskClockWith(pid_t tid, int64_t period_ns, bool user_only) {
   perf_event_attr attr;
   memset(&attr, 0, sizeof(attr));
   attr.size = sizeof(attr);
@@ -73,7 +89,7 @@ int OpenPerfTaskClock(pid_t tid, int64_t period_ns) {
   attr.config = PERF_COUNT_SW_TASK_CLOCK;
   attr.sample_period = static_cast<uint64_t>(period_ns);
   attr.disabled = 1;
-  attr.exclude_kernel = 1;
+  attr.exclude_kernel = user_only ? 1 : 0;
   attr.exclude_hv = 1;
   attr.wakeup_events = 1;
   return static_cast<int>(
@@ -105,6 +121,9 @@ bool ArmPerf(ThreadState* ts, const ClockSpec& spec, int* err) {
     return false;
   }
   ts->perf_fd = fd;
+  ts->rng_state ^= static_cast<uint64_t>(tid) * 0x9e3779b97f4a7c15ULL;
+  if (ts->rng_state == 0) ts->rng_state = 1;
+  ts->perf_period_ns.store(static_cast<uint64_t>(spec.period_ns), std::memory_order_relaxed);
   ts->clock = ClockKind::kPerfTaskClock;
   return true;
 }

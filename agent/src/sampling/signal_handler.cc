@@ -17,6 +17,8 @@
 //   general registers from the ucontext and the bytes [SP, min(SP +
 //   kStackCopyBytes, stack end)) of the thread's own stack into a free slot
 //   of the thread's SampleRing; read CLOCK_REALTIME (vDSO); publish the slot;
+//   for a perf clock, re-draw the next period with ioctl(PERF_EVENT_IOC_PERIOD)
+//   (one system call; it breaks phase locking with periodic workloads);
 //   restore errno. No locks, no allocation, no loader lock, no I/O, and no
 //   read outside memory that is mapped while the thread runs on it. A full
 //   ring, an unknown thread or an SP outside the bounds (sigaltstack,
@@ -41,6 +43,8 @@
 #include "sampling/signal_handler.h"
 
 #include <errno.h>
+#include <linux/perf_event.h>
+#include <sys/ioctl.h>
 #include <string.h>
 #include <time.h>
 #include <ucontext.h>
@@ -87,6 +91,7 @@ inline void CopyRegs(const ucontext_t* uc, uint64_t* regs) {
 void SampleSignalHandler(int signo, siginfo_t* info, void* ucontext) {
   const int saved_errno = errno;
   ThreadState* ts = nullptr;
+  int perf_fd = -1;
   uint32_t weight = 1;
   if (info != nullptr && info->si_code == SI_TIMER) {
     ts = static_cast<ThreadState*>(info->si_value.sival_ptr);
@@ -95,6 +100,7 @@ void SampleSignalHandler(int signo, siginfo_t* info, void* ucontext) {
   } else if (info != nullptr && info->si_code > 0 && info->si_fd >= 0 &&
              info->si_fd < kPerfFdTableSize) {
     ts = g_perf_fd_table[info->si_fd].load(std::memory_order_acquire);
+    perf_fd = info->si_fd;
   }
   if (ts == nullptr || ucontext == nullptr) {
     g_foreign.fetch_add(1, std::memory_order_relaxed);
@@ -141,6 +147,19 @@ void SampleSignalHandler(int signo, siginfo_t* info, void* ucontext) {
       clock_gettime(CLOCK_REALTIME, &now);
       rec->timestamp_ns = static_cast<int64_t>(now.tv_sec) * 1000000000LL + now.tv_nsec;
       ts->ring.CommitWrite();
+    }
+  }
+  if (perf_fd >= 0) {
+    uint64_t mean = ts->perf_period_ns.load(std::memory_order_relaxed);
+    if (mean >= 2) {
+      // xorshift64; the thread's own state (handler is not re-entrant).
+      uint64_t x = ts->rng_state;
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      ts->rng_state = x;
+      uint64_t next = mean / 2 + x % mean;
+      ioctl(perf_fd, PERF_EVENT_IOC_PERIOD, &next);
     }
   }
   ts->in_handler.store(0, std::memory_order_release);

@@ -32,6 +32,11 @@ struct ThreadState {
   std::atomic<uint64_t> probe_sp{0};
   std::atomic<int32_t> tid{0};
   std::atomic<int> in_handler{0};  // re-entry guard
+  // handler: perf clocks only; the mean period. The handler re-draws each
+  // period uniformly in [period/2, 3*period/2) so that a workload whose
+  // phases divide the period cannot phase-lock with it.
+  std::atomic<uint64_t> perf_period_ns{0};
+  uint64_t rng_state = 0x9e3779b97f4a7c15ULL;  // handler only
   SampleRing ring;                 // handler = producer, drain thread = consumer
 
   // handler -> drain thread counters (drain thread exchanges them to 0).

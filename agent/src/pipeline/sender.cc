@@ -149,6 +149,7 @@ SessionEnd RunSession(State* st) {
 
   uint64_t last_sent = 0;
   bool graceful = false;
+  bool cancel = false;  // ack timeout or deadline: we end the stream
   std::vector<std::pair<uint64_t, std::string>> batch;
   while (true) {
     batch.clear();
@@ -160,7 +161,10 @@ SessionEnd RunSession(State* st) {
           graceful = true;
           break;
         }
-        if (st->stop && MonotonicNs() >= st->deadline_ns) break;
+        if (st->stop && MonotonicNs() >= st->deadline_ns) {
+          cancel = true;
+          break;
+        }
         bool pending = !st->spool.empty() && st->spool.entries().back().sequence > last_sent;
         if (pending) break;
         // Sent but unacknowledged for too long: the stream is stuck.
@@ -169,26 +173,25 @@ SessionEnd RunSession(State* st) {
             MonotonicNs() - last_ack_ns > st->options.ack_timeout_ms * 1000000LL) {
           Log(st, "ack_timeout", spdlog::level::warn,
               "collector " + target + " did not acknowledge in time; reconnecting");
+          cancel = true;
           break;
         }
         st->cv.wait_for(lock, std::chrono::milliseconds(50));
       }
-      if (reader_done || graceful || (st->stop && MonotonicNs() >= st->deadline_ns)) {
-        // leave the loop below
-      } else {
+      if (!reader_done && !graceful && !cancel) {
         for (const Spool::Entry& e : st->spool.entries()) {
           if (e.sequence > last_sent) batch.emplace_back(e.sequence, e.request);
-        }
-        if (batch.empty()) {  // ack timeout
-          lock.unlock();
-          break;
         }
         if (!st->spool.empty() && st->spool.entries().front().sequence > last_sent) {
           last_ack_ns = MonotonicNs();  // nothing was outstanding: restart the ack clock
         }
       }
     }
-    if (batch.empty()) break;
+    if (batch.empty()) {
+      std::lock_guard<std::mutex> lock(st->mu);
+      if (!reader_done && !graceful) cancel = true;
+      break;
+    }
     bool write_failed = false;
     for (const auto& [sequence, bytes] : batch) {
       v1::IngestRequest request;
@@ -205,9 +208,11 @@ SessionEnd RunSession(State* st) {
   }
   if (graceful) {
     stream->WritesDone();
-  } else {
+  } else if (cancel) {
     ctx.TryCancel();
   }
+  // Otherwise the stream already ended (the server closed it, or a write
+  // failed because it did): Finish() returns the server's status.
   reader.join();
   grpc::Status status = stream->Finish();
   {

@@ -1,0 +1,172 @@
+#include "ingest/ingest_service.h"
+
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/reflection.h>
+#include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
+
+#include <string>
+
+#include "format/summary_convert.h"
+#include "format/validate.h"
+#include "stackstream/v1/ingest.grpc.pb.h"
+
+namespace stackstream {
+namespace collector {
+
+namespace {
+
+// Compares without an early exit, so the time taken does not reveal how much
+// of the token matched.
+bool ConstantTimeEquals(const std::string& a, const std::string& b) {
+  if (a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+grpc::StatusCode GrpcCode(Status::Code code) {
+  switch (code) {
+    case Status::kOk: return grpc::StatusCode::OK;
+    case Status::kInvalidArgument: return grpc::StatusCode::INVALID_ARGUMENT;
+    case Status::kResourceExhausted: return grpc::StatusCode::RESOURCE_EXHAUSTED;
+    case Status::kNotFound: return grpc::StatusCode::NOT_FOUND;
+    case Status::kUnauthenticated: return grpc::StatusCode::UNAUTHENTICATED;
+    case Status::kIOError:
+    case Status::kUnavailable: return grpc::StatusCode::UNAVAILABLE;  // the agent retries
+    case Status::kCorruption:
+    case Status::kInternal: return grpc::StatusCode::INTERNAL;
+  }
+  return grpc::StatusCode::UNKNOWN;
+}
+
+void CopyCounters(const v1::Counters& counters, std::map<std::string, int64_t>* out) {
+  const google::protobuf::Descriptor* d = counters.GetDescriptor();
+  const google::protobuf::Reflection* r = counters.GetReflection();
+  for (int i = 0; i < d->field_count(); ++i) {
+    const google::protobuf::FieldDescriptor* f = d->field(i);
+    if (f->cpp_type() != google::protobuf::FieldDescriptor::CPPTYPE_INT64) continue;
+    int64_t v = r->GetInt64(counters, f);
+    if (v != 0) (*out)[f->name()] = v;
+  }
+}
+
+class IngestServiceImpl final : public v1::IngestService::Service {
+ public:
+  IngestServiceImpl(Store* store, Metrics* metrics, const IngestOptions& options)
+      : store_(store), metrics_(metrics), token_(options.auth_token), limits_(options.limits) {}
+
+  grpc::Status Stream(grpc::ServerContext* ctx,
+                      grpc::ServerReaderWriter<v1::IngestAck, v1::IngestRequest>* stream) override {
+    grpc::Status st = Authenticate(ctx);
+    if (!st.ok()) return st;
+    if (metrics_) metrics_->AgentConnected();
+    v1::IngestRequest request;
+    v1::IngestAck ack;
+    while (stream->Read(&request)) {
+      st = Handle(request, &ack);
+      if (!st.ok()) break;
+      if (!stream->Write(ack)) {
+        st = grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+        break;
+      }
+    }
+    if (metrics_) metrics_->AgentDisconnected();
+    return st;
+  }
+
+  grpc::Status Push(grpc::ServerContext* ctx, const v1::IngestRequest* request,
+                    v1::IngestAck* ack) override {
+    grpc::Status st = Authenticate(ctx);
+    if (!st.ok()) return st;
+    return Handle(*request, ack);
+  }
+
+ private:
+  grpc::Status Authenticate(grpc::ServerContext* ctx) {
+    if (token_.empty()) return grpc::Status::OK;
+    const auto& md = ctx->client_metadata();
+    auto it = md.find("authorization");
+    std::string got = it == md.end() ? std::string() : std::string(it->second.data(),
+                                                                   it->second.size());
+    if (ConstantTimeEquals(got, "Bearer " + token_)) return grpc::Status::OK;
+    if (metrics_) metrics_->Rejected("unauthenticated");
+    spdlog::warn("ingest: rejected call from {}: {} bearer token", ctx->peer(),
+                 it == md.end() ? "missing" : "wrong");
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                        it == md.end() ? "missing authorization: Bearer token"
+                                       : "wrong bearer token");
+  }
+
+  grpc::Status Reject(const v1::IngestRequest& request, Status::Code code,
+                      const std::string& reason, const std::string& message) {
+    std::string msg = "sequence " + std::to_string(request.sequence()) + ": " + message;
+    if (metrics_) metrics_->Rejected(reason);
+    spdlog::info("ingest: rejected summary from agent {}: {}", request.agent_instance_id(), msg);
+    return grpc::Status(GrpcCode(code), msg);
+  }
+
+  grpc::Status Handle(const v1::IngestRequest& request, v1::IngestAck* ack) {
+    const v1::StackSummary& summary = request.summary();
+    Status s = ValidateSummary(summary, limits_);
+    if (!s.ok()) {
+      return Reject(request, s.code(),
+                    s.code() == Status::kResourceExhausted ? "too_large" : "invalid", s.message());
+    }
+    if (request.agent_instance_id() != summary.process().agent_instance_id()) {
+      return Reject(request, Status::kInvalidArgument, "invalid",
+                    "agent_instance_id \"" + request.agent_instance_id() +
+                        "\" differs from summary process.agent_instance_id \"" +
+                        summary.process().agent_instance_id() + "\"");
+    }
+    SummaryRecord record;
+    record.agent_instance_id = request.agent_instance_id();
+    record.sequence = request.sequence();
+    record.service = summary.process().service();
+    record.labels = SummaryLabels(summary);
+    // store.h: labels carry host and pid too (from the process identity when
+    // the agent did not send them as labels).
+    if (!summary.process().host().empty()) record.labels.emplace("host", summary.process().host());
+    if (summary.process().pid() != 0) {
+      record.labels.emplace("pid", std::to_string(summary.process().pid()));
+    }
+    ProfileBuilder builder;
+    AddSummaryToProfile(summary, &builder);
+    record.profile = builder.Release();
+    CopyCounters(summary.counters(), &record.counters);
+
+    bool duplicate = false;
+    s = store_->Write(record, &duplicate);
+    if (!s.ok()) {
+      spdlog::error("ingest: storing sequence {} of agent {} failed: {}", request.sequence(),
+                    request.agent_instance_id(), s.ToString());
+      return Reject(request, s.code(), "storage", "not stored: " + s.message());
+    }
+    if (metrics_) {
+      if (duplicate) {
+        metrics_->SummaryDuplicate();
+      } else {
+        metrics_->SummaryIngested(record.profile.TotalCount(),
+                                  static_cast<int64_t>(request.ByteSizeLong()));
+      }
+    }
+    ack->set_sequence(request.sequence());
+    ack->set_duplicate(duplicate);
+    return grpc::Status::OK;
+  }
+
+  Store* const store_;
+  Metrics* const metrics_;
+  const std::string token_;
+  const SummaryLimits limits_;
+};
+
+}  // namespace
+
+std::unique_ptr<grpc::Service> NewIngestService(Store* store, Metrics* metrics,
+                                                const IngestOptions& options) {
+  return std::make_unique<IngestServiceImpl>(store, metrics, options);
+}
+
+}  // namespace collector
+}  // namespace stackstream

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# stackstream benchmarks in one command: overhead vs gperftools and perf,
+# accuracy on fixtures with a known split, handler cost, wire/storage bytes
+# per sample, collector ingest/query (H3's ingest_bench).
+#
+#   tests/bench/run.sh [--quick] [--build-dir DIR] [--output FILE] [--only SECTIONS]
+#
+#   (default)   full mode, ~10-20 minutes; writes BENCHMARKS.md at the repo root
+#   --quick     every measurement briefly (< 3 minutes); writes
+#               DIR/bench/BENCHMARKS.quick.md; exits non-zero only if a figure
+#               could not be produced (never because a goal was missed)
+#   --build-dir build directory holding the agent, collector and bench
+#               workloads (default: build); built with `ninja -C DIR` first
+#   --only      comma-separated subset: overhead,accuracy,handler,wire,collector
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BUILD=build
+ARGS=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --build-dir) BUILD=$2; ARGS+=("$1" "$2"); shift 2 ;;
+    --build-dir=*) BUILD=${1#--build-dir=}; ARGS+=("$1"); shift ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) ARGS+=("$1"); shift ;;
+  esac
+done
+if [ ! -f "$BUILD/build.ninja" ]; then
+  echo "run.sh: $BUILD is not a configured build directory" >&2
+  echo "  cmake -S . -B $BUILD -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo" >&2
+  exit 2
+fi
+# Make sure what the benchmark runs is up to date (a no-op in CI after the build).
+if ! ninja -C "$BUILD" >"$BUILD/bench-ninja.log" 2>&1; then
+  echo "run.sh: warning: ninja -C $BUILD failed (see $BUILD/bench-ninja.log); running with what is built" >&2
+fi
+export PYTHONPATH="$PWD/tests/lib${PYTHONPATH:+:$PYTHONPATH}"
+exec python3 tests/bench/bench.py "${ARGS[@]}"

@@ -149,7 +149,7 @@ def test_fork(c):
 
 
 def ticks_per_cpu(agent):
-    rc, out, err = run([fixture("sigprof_host"), "--threads=2", "--seconds=2", "--print-ticks=1"],
+    rc, out, err = run([fixture("sigprof_host"), "--threads=2", "--seconds=1.5", "--print-ticks=1"],
                        {"STACKSTREAM_OUTPUT": "/dev/null"} if agent else None, agent=agent)
     if rc != 0:
         raise Failure("sigprof_host exit %d %s" % (rc, err[-300:]))
@@ -159,8 +159,14 @@ def ticks_per_cpu(agent):
 
 def test_sigprof(c):
     """A host that owns SIGPROF/ITIMER_PROF keeps >= 90% of its ticks."""
-    without = ticks_per_cpu(False)
-    with_agent = ticks_per_cpu(True)
+    # Interleaved runs, medians: robust to load from other tests.
+    without, with_agent = [], []
+    for _ in range(3):
+        without.append(ticks_per_cpu(False))
+        with_agent.append(ticks_per_cpu(True))
+    print("  ticks per CPU second without %s, with %s" % (without, with_agent))
+    without = sorted(without)[1]
+    with_agent = sorted(with_agent)[1]
     check(with_agent >= 0.9 * without,
           "SIGPROF ticks per CPU second with agent %.1f >= 90%% of %.1f without" % (with_agent, without))
 
@@ -228,6 +234,20 @@ def test_stdout(c):
     rc2, out2, err2 = run(argv, {"STACKSTREAM_OUTPUT": c.out(), "STACKSTREAM_LOG": "debug"})
     check(rc1 == rc2 == 0, "exit codes 0")
     check(len(out1) > 10000 and out1 == out2, "stdout identical (%d bytes)" % len(out1))
+
+
+def test_signal_taken(c):
+    """The host installs its own handler on our signal: we notice, log once, stop."""
+    rc, out, err = run([fixture("signal_grabber"), "--delay-ms=300", "--seconds=2.5", "--print-count=1"],
+                       {"STACKSTREAM_OUTPUT": c.out(), "STACKSTREAM_LOG": "warn"}, timeout=30)
+    check(rc == 0, "exit code 0 (got %d) %s" % (rc, err[-300:] if rc != 0 else ""))
+    lines = [l for l in err.decode().splitlines() if "sampling turned off" in l]
+    check(len(lines) == 1, "one log line says sampling turned off (%s)" % lines)
+    foreign = int(out.decode().split()[1])
+    # Up to ~1 s (the check interval) of our ticks may reach the host's handler.
+    check(foreign <= 150, "host's handler saw at most ~1 s of our signals (%d)" % foreign)
+    p = pprof.load(c.out())
+    check(count_with(p, "fixture_grabber_work") >= 20, "samples before the takeover were kept")
 
 
 def test_disable(c):

@@ -560,6 +560,11 @@ void Sampler::RequestFlush() {
 
 void Sampler::DrainBeforeUnload(int timeout_ms) {
   if (t_agent_thread || shutting_down_.load()) return;
+  // Only worth a wait when samples are pending (they may point into the
+  // module about to be unmapped).
+  bool pending = false;
+  for (ThreadState* ts : registry_->Snapshot()) pending |= !ts->ring.Empty();
+  if (!pending) return;
   std::unique_lock<std::mutex> lock(mu_);
   uint64_t want = ++drain_requests_;
   cv_.notify_all();

@@ -59,11 +59,25 @@ std::atomic<bool> g_enabled{false};
 std::atomic<uint64_t> g_foreign{0};
 std::atomic<ThreadState*> g_perf_fd_table[kPerfFdTableSize];
 
-// Signal-safe copy (memcpy is async-signal-safe since POSIX.1-2016; spelled
-// out so that no interposed or instrumented memcpy is ever called here).
+// Copies raw stack memory (memcpy is async-signal-safe since POSIX.1-2016).
+// Under ASan/TSan the stack holds redzones the sanitizer would flag and its
+// memcpy interceptor is not signal-safe: copy word by word, uninstrumented.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+__attribute__((no_sanitize("address", "thread"), noinline,
+               optimize("no-tree-loop-distribute-patterns"))) void
+CopyBytes(uint8_t* dst, const uint8_t* src, size_t n) {
+  typedef uint64_t __attribute__((may_alias, aligned(1))) Word;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    *reinterpret_cast<Word*>(dst + i) = *reinterpret_cast<const Word*>(src + i);
+  }
+  for (; i < n; ++i) dst[i] = src[i];
+}
+#else
 inline void CopyBytes(uint8_t* dst, const uint8_t* src, size_t n) {
   __builtin_memcpy(dst, src, n);
 }
+#endif
 
 inline void CopyRegs(const ucontext_t* uc, uint64_t* regs) {
   const greg_t* g = uc->uc_mcontext.gregs;

@@ -19,7 +19,7 @@ for kind in $kinds; do
   cmake -S "$SRC" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSTACKSTREAM_SANITIZE=$san >/dev/null
   ninja -C "$dir" -j"$JOBS" stackstream_agent_unit_test
   echo "== $kind"
-  if ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 TSAN_OPTIONS=halt_on_error=1:report_signal_unsafe=0 \
+  if ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 TSAN_OPTIONS=halt_on_error=1 \
       UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
       "$dir/tests/agent/stackstream_agent_unit_test"; then
     echo "== $kind: clean"

@@ -33,7 +33,12 @@ std::string FormatDouble(double v) {
   if (std::isnan(v)) return "NaN";
   char buf[64];
   std::snprintf(buf, sizeof(buf), "%.17g", v);
-  // Prefer the shortest form that round-trips.
+  // Integral values print as integers ("10", not "1e+01").
+  if (v == std::floor(v) && std::fabs(v) < 1e15) {
+    std::snprintf(buf, sizeof(buf), "%.0f", v);
+    return buf;
+  }
+  // Otherwise the shortest form that round-trips.
   for (int precision = 1; precision < 17; ++precision) {
     char shorter[64];
     std::snprintf(shorter, sizeof(shorter), "%.*g", precision, v);

@@ -103,7 +103,7 @@ bool HttpServer::Impl::Authorized(const httplib::Request& req) const {
 void HttpServer::Impl::Route() {
   httplib::Server& s = *server;
   s.set_payload_max_length(kMaxBodyBytes);
-  s.set_read_timeout(30, 0);
+  s.set_read_timeout(10, 0);
   s.set_write_timeout(30, 0);
   s.set_keep_alive_max_count(1000);
 

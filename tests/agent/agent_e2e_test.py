@@ -105,6 +105,35 @@ def test_split(c):
           "worker samples %d within 10%% of CPU %.3fs x %d Hz = %.0f" % (workers, cpu, hz, expected))
 
 
+def test_aliasing(c):
+    """1 ms / 3 ms phases (near the tick): the default cpu clock reads 25% +- 4."""
+    rc, _, err = run([fixture("cpu_split"), "--threads=2", "--cpu-seconds=2.5",
+                      "--a-us=1000", "--b-us=3000"],
+                     {"STACKSTREAM_OUTPUT": c.out(), "STACKSTREAM_HZ": "200"}, timeout=90)
+    check(rc == 0, "exit code 0 (got %d) %s" % (rc, err[-300:] if rc != 0 else ""))
+    p = pprof.load(c.out())
+    a = count_with(p, "fixture_hot_a")
+    b = count_with(p, "fixture_hot_b")
+    share = 100.0 * a / max(1, a + b)
+    check(abs(share - 25) <= 4, "fixture_hot_a share %.1f%% within 25 +- 4 (a=%d b=%d)" % (share, a, b))
+
+
+def test_wall(c):
+    """Wall mode samples sleeping threads like running ones; cpu mode does not."""
+    argv = [fixture("cpu_split"), "--threads=1", "--seconds=2", "--sleepers=1"]
+    rc, _, err = run(argv, {"STACKSTREAM_OUTPUT": c.out("wall.pb.gz"), "STACKSTREAM_MODE": "wall"})
+    check(rc == 0, "wall: exit code 0 (got %d) %s" % (rc, err[-300:] if rc != 0 else ""))
+    p = pprof.load(c.out("wall.pb.gz"))
+    busy, sleeper = count_with(p, "fixture_thread_0"), count_with(p, "fixture_sleeper")
+    check(150 <= sleeper <= 230, "wall: sleeping thread has ~200 samples in 2 s at 100 Hz (%d)" % sleeper)
+    check(abs(busy - sleeper) <= 0.15 * sleeper, "wall: busy %d ~ sleeping %d" % (busy, sleeper))
+    rc, _, err = run(argv, {"STACKSTREAM_OUTPUT": c.out("cpu.pb.gz")})
+    check(rc == 0, "cpu: exit code 0")
+    p = pprof.load(c.out("cpu.pb.gz"))
+    busy, sleeper = count_with(p, "fixture_thread_0"), count_with(p, "fixture_sleeper")
+    check(sleeper <= 0.05 * max(busy, 1), "cpu: sleeping thread has ~no samples (%d vs busy %d)" % (sleeper, busy))
+
+
 def test_four_threads(c):
     """Four equal busy threads on 2 cores: each 25% +- 5."""
     stats = c.out("stats.json")

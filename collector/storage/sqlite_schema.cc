@@ -40,12 +40,12 @@ CREATE TABLE IF NOT EXISTS series(
   period_nanos INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS series_by_service ON series(service, last_bucket);
 CREATE TABLE IF NOT EXISTS samples(
+  id INTEGER PRIMARY KEY,
   series_id INTEGER NOT NULL,
   bucket_start INTEGER NOT NULL,
   mode_id INTEGER NOT NULL,
-  stack_id INTEGER NOT NULL,
-  count INTEGER NOT NULL,
-  PRIMARY KEY(series_id, bucket_start, mode_id, stack_id)) WITHOUT ROWID;
+  stack_counts BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS samples_by_series_time ON samples(series_id, bucket_start);
 CREATE TABLE IF NOT EXISTS ingested(
   agent_instance_id TEXT NOT NULL,
   sequence INTEGER NOT NULL,

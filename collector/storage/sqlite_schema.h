@@ -8,12 +8,20 @@
 //                                         FIRST; looked up by hash
 //   series(id, service, labels, first/last_seen, first/last_bucket, period_nanos)
 //                                         one row per (service, label set)
-//   samples(series_id, bucket_start, mode_id, stack_id, count)
-//                                         counts per time bucket; primary key
-//                                         (series_id, bucket_start, ...) so a
-//                                         range query reads one contiguous run
+//   samples(id, series_id, bucket_start, mode_id, stack_counts)
+//                                         one row per stored summary: the
+//                                         (stack id, count) pairs of its bucket
+//                                         as a blob of varints (stack ids
+//                                         ascending, delta-coded). Indexed by
+//                                         (series_id, bucket_start) so a range
+//                                         query reads one contiguous run;
+//                                         counts are summed in the reader.
 //   ingested(agent_instance_id, sequence, window_start)
 //                                         idempotency: one row per stored summary
+//
+// One row per summary (not per stack) keeps ingest at one index insert per
+// summary. Strings, frames and stacks are not garbage-collected by
+// retention: they are bounded by the distinct code seen, not by time.
 //
 // Ids of strings, frames and stacks are AUTOINCREMENT: never reused, so an id
 // always names the same content and readers may cache id -> content forever.

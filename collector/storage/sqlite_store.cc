@@ -54,10 +54,8 @@ constexpr char kUpdateSeries[] =
     "UPDATE series SET first_seen = min(first_seen, ?2), last_seen = max(last_seen, ?3), "
     "first_bucket = min(first_bucket, ?4), last_bucket = max(last_bucket, ?4), "
     "period_nanos = ?5 WHERE id = ?1";
-constexpr char kUpsertSample[] =
-    "INSERT INTO samples(series_id, bucket_start, mode_id, stack_id, count) "
-    "VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(series_id, bucket_start, mode_id, stack_id) "
-    "DO UPDATE SET count = count + excluded.count";
+constexpr char kInsertSamples[] =
+    "INSERT INTO samples(series_id, bucket_start, mode_id, stack_counts) VALUES(?1, ?2, ?3, ?4)";
 
 constexpr char kSelectSeriesAll[] =
     "SELECT id, labels, period_nanos FROM series WHERE last_bucket >= ?1 AND first_bucket < ?2 "
@@ -67,17 +65,9 @@ constexpr char kSelectSeriesOfService[] =
     "first_bucket < ?2 ORDER BY id";
 constexpr char kSelectModeId[] = "SELECT id FROM strings WHERE value = ?1";
 constexpr char kSelectStringById[] = "SELECT value FROM strings WHERE id = ?1";
-constexpr char kAggregateStacks[] =
-    "SELECT mode_id, stack_id, sum(count), min(bucket_start), max(bucket_start) FROM samples "
-    "WHERE series_id = ?1 AND bucket_start >= ?2 AND bucket_start < ?3 AND "
-    "(?4 = 0 OR mode_id = ?4) GROUP BY mode_id, stack_id";
-constexpr char kAggregateBuckets[] =
-    "SELECT bucket_start, sum(count) FROM samples WHERE series_id = ?1 AND bucket_start >= ?2 "
-    "AND bucket_start < ?3 AND (?4 = 0 OR mode_id = ?4) GROUP BY bucket_start";
-constexpr char kAggregateBucketStacks[] =
-    "SELECT bucket_start, stack_id, sum(count) FROM samples WHERE series_id = ?1 AND "
-    "bucket_start >= ?2 AND bucket_start < ?3 AND (?4 = 0 OR mode_id = ?4) "
-    "GROUP BY bucket_start, stack_id";
+constexpr char kSelectSamples[] =
+    "SELECT mode_id, bucket_start, stack_counts FROM samples WHERE series_id = ?1 AND "
+    "bucket_start >= ?2 AND bucket_start < ?3 AND (?4 = 0 OR mode_id = ?4)";
 constexpr char kSelectStack[] = "SELECT truncated, frame_ids FROM stacks WHERE id = ?1";
 constexpr char kSelectFrame[] =
     "SELECT f.line, f.inlined, fn.value, fi.value, mo.value, bi.value FROM frames f "
@@ -95,6 +85,32 @@ uint64_t Fnv1a(const std::string& data, bool truncated) {
   }
   h ^= truncated ? 0x9e3779b97f4a7c15ULL : 0;
   return h;
+}
+
+// (stack id, count) pairs <-> blob: ids ascending, delta-coded varints.
+std::string EncodeStackCounts(std::vector<std::pair<int64_t, int64_t>>* pairs) {
+  std::sort(pairs->begin(), pairs->end());
+  std::string out;
+  int64_t prev = 0;
+  for (const auto& p : *pairs) {
+    PutVarint(&out, static_cast<uint64_t>(p.first - prev));
+    PutVarint(&out, static_cast<uint64_t>(p.second));
+    prev = p.first;
+  }
+  return out;
+}
+
+// Calls fn(stack_id, count) for each pair; false on a malformed blob.
+template <typename Fn>
+bool ForEachStackCount(const std::string& blob, Fn fn) {
+  size_t pos = 0;
+  uint64_t id = 0, delta, count;
+  while (pos < blob.size()) {
+    if (!GetVarint(blob, &pos, &delta) || !GetVarint(blob, &pos, &count)) return false;
+    id += delta;
+    fn(static_cast<int64_t>(id), static_cast<int64_t>(count));
+  }
+  return true;
 }
 
 // The bucket range [lo, hi) a query reads: every bucket overlapping [from, to).
@@ -258,6 +274,7 @@ Status SqliteStore::WriteOne(const SummaryRecord& record, bool* duplicate) {
     SS_RETURN_IF_ERROR(InternFrame(p.frames[i], &frame_ids[i]));
   }
   std::string blob;
+  std::unordered_map<int64_t, int64_t> counts;  // stack id -> count
   for (const ProfileSample& sample : p.samples) {
     if (sample.count <= 0) continue;
     blob.clear();
@@ -267,10 +284,13 @@ Status SqliteStore::WriteOne(const SummaryRecord& record, bool* duplicate) {
     }
     int64_t stack_id = 0;
     SS_RETURN_IF_ERROR(InternStack(blob, sample.truncated, &stack_id));
-    SS_PREPARE(st, writer_.get(), kUpsertSample);
-    st.Bind(1, series_id).Bind(2, bucket).Bind(3, mode_id).Bind(4, stack_id).Bind(5, sample.count);
-    SS_RETURN_IF_ERROR(st.Run());
+    counts[stack_id] += sample.count;
   }
+  if (counts.empty()) return Status::OK();
+  std::vector<std::pair<int64_t, int64_t>> pairs(counts.begin(), counts.end());
+  SS_PREPARE(st, writer_.get(), kInsertSamples);
+  st.Bind(1, series_id).Bind(2, bucket).Bind(3, mode_id).BindBlob(4, EncodeStackCounts(&pairs));
+  SS_RETURN_IF_ERROR(st.Run());
   return Status::OK();
 }
 
@@ -301,20 +321,16 @@ Status SqliteStore::InternString(const std::string& value, int64_t* id) {
 }
 
 Status SqliteStore::InternFrame(const Frame& frame, int64_t* id) {
+  auto it = frame_ids_.find(frame);
+  if (it != frame_ids_.end()) {
+    *id = it->second;
+    return Status::OK();
+  }
   int64_t ids[4];
   SS_RETURN_IF_ERROR(InternString(frame.function, &ids[0]));
   SS_RETURN_IF_ERROR(InternString(frame.file, &ids[1]));
   SS_RETURN_IF_ERROR(InternString(frame.module, &ids[2]));
   SS_RETURN_IF_ERROR(InternString(frame.build_id, &ids[3]));
-  std::string key;
-  for (int64_t v : ids) PutVarint(&key, static_cast<uint64_t>(v));
-  PutVarint(&key, static_cast<uint64_t>(frame.line));
-  key.push_back(frame.inlined ? 1 : 0);
-  auto it = frame_ids_.find(key);
-  if (it != frame_ids_.end()) {
-    *id = it->second;
-    return Status::OK();
-  }
   {
     SS_PREPARE(sel, writer_.get(), kSelectFrameId);
     sel.Bind(1, ids[0]).Bind(2, ids[1]).Bind(3, frame.line).Bind(4, ids[2]).Bind(5, ids[3]).Bind(
@@ -333,7 +349,7 @@ Status SqliteStore::InternFrame(const Frame& frame, int64_t* id) {
     }
   }
   if (frame_ids_.size() >= kMaxCacheEntries) frame_ids_.clear();
-  frame_ids_.emplace(std::move(key), *id);
+  frame_ids_.emplace(frame, *id);
   return Status::OK();
 }
 
@@ -421,10 +437,6 @@ Status SqliteStore::DeleteBefore(int64_t cutoff_unix_nanos) {
                       ";UPDATE series SET first_bucket = max(first_bucket, " + k +
                       "), first_seen = max(first_seen, " + k + ") WHERE first_bucket < " + k +
                       ";DELETE FROM ingested WHERE window_start < " + k);
-  }
-  if (s.ok() && deleted > 0) {
-    s = writer_->Exec(
-        "DELETE FROM stacks WHERE id NOT IN (SELECT DISTINCT stack_id FROM samples)");
   }
   if (s.ok()) s = writer_->Exec("COMMIT");
   if (!s.ok()) writer_->Exec("ROLLBACK");
@@ -571,20 +583,27 @@ Status SqliteStore::Query(const ProfileQuery& query, Profile* out) {
   std::unordered_map<int64_t, int64_t> counts;  // stack id -> samples
   std::map<int64_t, int64_t> mode_counts;       // mode id -> samples
   int64_t min_bucket = std::numeric_limits<int64_t>::max(), max_bucket = 0, period = 0;
+  std::string blob;
   for (const SeriesRow& s : series) {
-    SS_PREPARE(st, conn, kAggregateStacks);
+    SS_PREPARE(st, conn, kSelectSamples);
     st.Bind(1, s.id).Bind(2, r.lo).Bind(3, r.hi).Bind(4, mode_id);
     int rc;
     bool any = false;
     while ((rc = st.Step()) == SQLITE_ROW) {
       any = true;
-      int64_t n = st.ColumnInt(2);
-      mode_counts[st.ColumnInt(0)] += n;
-      counts[st.ColumnInt(1)] += n;
-      min_bucket = std::min(min_bucket, st.ColumnInt(3));
-      max_bucket = std::max(max_bucket, st.ColumnInt(4));
+      const int64_t mode = st.ColumnInt(0), bucket = st.ColumnInt(1);
+      blob = st.ColumnBlob(2);
+      int64_t n = 0;
+      bool ok = ForEachStackCount(blob, [&](int64_t stack_id, int64_t count) {
+        counts[stack_id] += count;
+        n += count;
+      });
+      if (!ok) return Status::Corruption("samples of series " + std::to_string(s.id));
+      mode_counts[mode] += n;
+      min_bucket = std::min(min_bucket, bucket);
+      max_bucket = std::max(max_bucket, bucket);
     }
-    if (rc != SQLITE_DONE) return conn->Error("aggregate samples");
+    if (rc != SQLITE_DONE) return conn->Error("select samples");
     if (any && period == 0) period = s.period_nanos;
   }
 
@@ -655,37 +674,39 @@ Status SqliteStore::Series(const ProfileQuery& query, int64_t step_nanos,
   std::unordered_map<int64_t, bool> has_function;  // stack id -> contains "function"
   StackRow row;
   Frame frame;
+  std::string blob;
+  Status inner;
   for (const SeriesRow& s : series) {
-    const char* sql = function.empty() ? kAggregateBuckets : kAggregateBucketStacks;
-    SS_PREPARE(st, conn, sql);
+    SS_PREPARE(st, conn, kSelectSamples);
     st.Bind(1, s.id).Bind(2, r.lo).Bind(3, r.hi).Bind(4, mode_id);
     int rc;
     while ((rc = st.Step()) == SQLITE_ROW) {
-      int64_t t = step_of(st.ColumnInt(0));
+      int64_t t = step_of(st.ColumnInt(1));
       SeriesPoint& pt = points[t];
       pt.unix_nanos = t;
-      if (function.empty()) {
-        pt.total += st.ColumnInt(1);
-        continue;
-      }
-      int64_t stack_id = st.ColumnInt(1), n = st.ColumnInt(2);
-      pt.total += n;
-      auto it = has_function.find(stack_id);
-      if (it == has_function.end()) {
-        bool found = false;
-        SS_RETURN_IF_ERROR(LoadStack(conn, stack_id, &row));
-        for (int64_t fid : row.frame_ids) {
-          SS_RETURN_IF_ERROR(LoadFrame(conn, fid, &frame));
-          if (frame.function == function) {
-            found = true;
-            break;
+      blob = st.ColumnBlob(2);
+      bool ok = ForEachStackCount(blob, [&](int64_t stack_id, int64_t n) {
+        pt.total += n;
+        if (function.empty() || !inner.ok()) return;
+        auto it = has_function.find(stack_id);
+        if (it == has_function.end()) {
+          bool found = false;
+          inner = LoadStack(conn, stack_id, &row);
+          for (size_t i = 0; inner.ok() && i < row.frame_ids.size(); ++i) {
+            inner = LoadFrame(conn, row.frame_ids[i], &frame);
+            if (inner.ok() && frame.function == function) {
+              found = true;
+              break;
+            }
           }
+          it = has_function.emplace(stack_id, found).first;
         }
-        it = has_function.emplace(stack_id, found).first;
-      }
-      if (it->second) pt.matched += n;
+        if (it->second) pt.matched += n;
+      });
+      if (!ok) return Status::Corruption("samples of series " + std::to_string(s.id));
+      if (!inner.ok()) return inner;
     }
-    if (rc != SQLITE_DONE) return conn->Error("aggregate series");
+    if (rc != SQLITE_DONE) return conn->Error("select samples");
   }
   for (auto& kv : points) out->push_back(kv.second);
   return Status::OK();

@@ -48,8 +48,8 @@ class SqliteStore : public Store {
   Status Series(const ProfileQuery& query, int64_t step_nanos, const std::string& function,
                 std::vector<SeriesPoint>* out) override;
   // Deletes the buckets that end at or before "cutoff_unix_nanos", series
-  // with no data left, idempotency rows older than the cutoff's bucket, and
-  // stacks no sample refers to any more.
+  // with no data left and idempotency rows older than the cutoff's bucket.
+  // Strings, frames and stacks stay (see sqlite_schema.h).
   Status DeleteBefore(int64_t cutoff_unix_nanos) override;
   int64_t SizeBytes() override;
 
@@ -96,7 +96,7 @@ class SqliteStore : public Store {
   std::mutex writer_mu_;
   std::unique_ptr<SqliteConnection> writer_;                    // GUARDED_BY(writer_mu_)
   std::unordered_map<std::string, int64_t> string_ids_;         // GUARDED_BY(writer_mu_)
-  std::unordered_map<std::string, int64_t> frame_ids_;          // GUARDED_BY(writer_mu_)
+  std::unordered_map<Frame, int64_t, FrameHash> frame_ids_;     // GUARDED_BY(writer_mu_)
   std::unordered_map<std::string, int64_t> stack_ids_;          // GUARDED_BY(writer_mu_)
   std::unordered_map<std::string, int64_t> series_ids_;         // GUARDED_BY(writer_mu_)
 

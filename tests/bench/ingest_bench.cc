@@ -1,0 +1,331 @@
+// ingest_bench: collector ingest throughput and query latency.
+//
+// Ingest: N simulated agents stream pre-built summaries over real gRPC
+// (loopback, one channel and one pipelined stream each) to three in-process
+// servers in the same run:
+//   noop     a bare IngestService that acks at once (the transport's limit)
+//   nostore  the real IngestServer (validation + conversion) over a Store
+//            that drops everything
+//   sqlite   the real IngestServer over a SqliteStore (WAL, synchronous=FULL)
+// and reports summaries/s and samples/s for each.
+//
+// Query: fills a SqliteStore with --services services x --hours hours of
+// summaries (one every --flush-s seconds per service) and times
+// Store::Query for a merged profile of one service over the last 1 h and the
+// last 24 h (p50/p99 over --queries random services).
+//
+//   ingest_bench [--only ingest|query] [--agents 8] [--summaries 200]
+//                [--stacks 200] [--services 50] [--hours 24] [--flush-s 60]
+#include <grpcpp/grpcpp.h>
+#include <stdlib.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "format/summary_convert.h"
+#include "ingest/ingest_server.h"
+#include "ingest_summaries.h"
+#include "stackstream/v1/ingest.grpc.pb.h"
+#include "storage/store.h"
+
+namespace {
+
+using namespace stackstream;
+using namespace stackstream::collector;
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+// A service's summary: "stacks" distinct stacks of depth 8..24 over a pool of
+// 400 functions, random counts (like 100 Hz x 8 threads x 10 s).
+v1::StackSummary ServiceSummary(const std::string& instance, const std::string& service,
+                                int64_t start_nanos, int stacks, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<testing::FoldedCount> folded;
+  for (int s = 0; s < stacks; ++s) {
+    int depth = 8 + rng() % 17;
+    std::string stack = "main";
+    for (int d = 1; d < depth; ++d) {
+      stack += ";" + service + "::fn" + std::to_string((s * 7 + d * 13 + rng() % 3) % 400);
+    }
+    folded.emplace_back(stack, 1 + rng() % 80);
+  }
+  return testing::MakeSummary(instance, service, start_nanos, folded);
+}
+
+class NoopIngest final : public v1::IngestService::Service {
+  grpc::Status Stream(grpc::ServerContext*,
+                      grpc::ServerReaderWriter<v1::IngestAck, v1::IngestRequest>* s) override {
+    v1::IngestRequest req;
+    v1::IngestAck ack;
+    while (s->Read(&req)) {
+      ack.set_sequence(req.sequence());
+      if (!s->Write(ack)) break;
+    }
+    return grpc::Status::OK;
+  }
+};
+
+class NullStore : public Store {
+ public:
+  Status Write(const SummaryRecord&, bool* d) override {
+    *d = false;
+    return Status::OK();
+  }
+  Status ListServices(std::vector<ServiceInfo>*) override { return {}; }
+  Status LabelNames(const ProfileQuery&, std::vector<std::string>*) override { return {}; }
+  Status LabelValues(const ProfileQuery&, const std::string&, std::vector<std::string>*) override {
+    return {};
+  }
+  Status Query(const ProfileQuery&, Profile*) override { return {}; }
+  Status Series(const ProfileQuery&, int64_t, const std::string&,
+                std::vector<SeriesPoint>*) override {
+    return {};
+  }
+  Status DeleteBefore(int64_t) override { return {}; }
+  int64_t SizeBytes() override { return 0; }
+};
+
+struct IngestResult {
+  double seconds = 0;
+  int64_t summaries = 0, samples = 0;
+  bool ok = true;
+};
+
+// "agents" streams, each sending its pre-built requests; waits for all acks.
+IngestResult Drive(const std::string& target,
+                   const std::vector<std::vector<v1::IngestRequest>>& per_agent) {
+  IngestResult r;
+  std::atomic<int64_t> acked{0};
+  std::atomic<bool> failed{false};
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  for (size_t a = 0; a < per_agent.size(); ++a) {
+    grpc::ChannelArguments args;
+    args.SetInt("bench_channel", static_cast<int>(a));  // distinct connections
+    channels.push_back(
+        grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args));
+  }
+  auto t0 = Clock::now();
+  std::vector<std::thread> threads;
+  for (size_t a = 0; a < per_agent.size(); ++a) {
+    threads.emplace_back([&, a] {
+      auto stub = v1::IngestService::NewStub(channels[a]);
+      grpc::ClientContext ctx;
+      ctx.set_wait_for_ready(true);
+      auto stream = stub->Stream(&ctx);
+      std::thread reader([&] {
+        v1::IngestAck ack;
+        while (stream->Read(&ack)) ++acked;
+      });
+      for (const auto& req : per_agent[a]) {
+        if (!stream->Write(req)) break;
+      }
+      stream->WritesDone();
+      reader.join();
+      grpc::Status st = stream->Finish();
+      if (!st.ok()) {
+        fprintf(stderr, "stream failed: %s\n", st.error_message().c_str());
+        failed = true;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  r.seconds = Seconds(t0, Clock::now());
+  r.summaries = acked.load();
+  for (const auto& reqs : per_agent) {
+    for (const auto& req : reqs) r.samples += testing::SampleTotal(req.summary());
+  }
+  r.ok = !failed && r.summaries == static_cast<int64_t>(per_agent.size() * per_agent[0].size());
+  return r;
+}
+
+void RunIngest(int agents, int summaries, int stacks, const std::string& dir) {
+  std::vector<std::vector<v1::IngestRequest>> per_agent(agents);
+  const int64_t t0 = (1700000000LL) * 1000000000LL;
+  for (int a = 0; a < agents; ++a) {
+    std::string instance = "bench-" + std::to_string(a);
+    v1::StackSummary base =
+        ServiceSummary(instance, "svc" + std::to_string(a % 4), t0, stacks, 1000 + a);
+    for (int s = 1; s <= summaries; ++s) {
+      v1::IngestRequest req;
+      req.set_agent_instance_id(instance);
+      req.set_sequence(s);
+      *req.mutable_summary() = base;
+      req.mutable_summary()->set_start_time_unix_nanos(t0 + s * 10000000000LL);
+      req.mutable_summary()->set_end_time_unix_nanos(t0 + (s + 1) * 10000000000LL);
+      per_agent[a].push_back(std::move(req));
+    }
+  }
+  printf("ingest: %d agents x %d summaries, %d stacks/summary (%lld samples/summary, %zu bytes)\n",
+         agents, summaries, stacks,
+         static_cast<long long>(testing::SampleTotal(per_agent[0][0].summary())),
+         per_agent[0][0].ByteSizeLong());
+
+  auto report = [](const char* name, const IngestResult& r, double base) {
+    printf("  %-8s %8.0f summaries/s %11.0f samples/s  (%.2f s%s)%s\n", name,
+           r.summaries / r.seconds, r.samples / r.seconds, r.seconds, r.ok ? "" : ", FAILED",
+           base > 0 ? ("  " + std::to_string(static_cast<int>(100 * (r.summaries / r.seconds) /
+                                                             base)) + "% of noop").c_str()
+                    : "");
+  };
+  double noop_rate = 0;
+  {
+    NoopIngest svc;
+    grpc::ServerBuilder b;
+    int port = 0;
+    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    b.RegisterService(&svc);
+    b.SetMaxReceiveMessageSize(16 << 20);
+    auto server = b.BuildAndStart();
+    IngestResult r = Drive("127.0.0.1:" + std::to_string(port), per_agent);
+    noop_rate = r.summaries / r.seconds;
+    report("noop", r, 0);
+    server->Shutdown();
+  }
+  {
+    NullStore store;
+    IngestOptions o;
+    o.listen = "127.0.0.1:0";
+    IngestServer server(&store, nullptr, o);
+    if (!server.Start().ok()) abort();
+    report("nostore", Drive("127.0.0.1:" + std::to_string(server.port()), per_agent), noop_rate);
+    server.Stop();
+  }
+  {
+    std::unique_ptr<Store> store;
+    Status s = OpenStore("sqlite:" + dir + "/ingest/profiles.db", &store);
+    if (!s.ok()) abort();
+    IngestOptions o;
+    o.listen = "127.0.0.1:0";
+    Metrics metrics;
+    IngestServer server(store.get(), &metrics, o);
+    if (!server.Start().ok()) abort();
+    report("sqlite", Drive("127.0.0.1:" + std::to_string(server.port()), per_agent), noop_rate);
+    server.Stop();
+    printf("  sqlite database after the run: %.1f MiB\n", store->SizeBytes() / 1048576.0);
+  }
+}
+
+double Percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))];
+}
+
+void RunQuery(int services, int hours, int flush_s, int stacks, int queries,
+              const std::string& dir) {
+  std::unique_ptr<Store> store;
+  Status s = OpenStore("sqlite:" + dir + "/query/profiles.db", &store);
+  if (!s.ok()) abort();
+  const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  const int64_t kSec = 1000000000LL;
+  const int per_service = hours * 3600 / flush_s;
+  printf("query: %d services x %d h, one summary per %d s per service (%d each), %d stacks\n",
+         services, hours, flush_s, per_service, stacks);
+  // Each service's summaries vary: 4 variants rotate.
+  std::vector<std::vector<SummaryRecord>> variants(services);
+  for (int svc = 0; svc < services; ++svc) {
+    for (int v = 0; v < 4; ++v) {
+      std::string name = "service-" + std::to_string(svc);
+      v1::StackSummary sum = ServiceSummary("q", name, kSec, stacks, svc * 10 + v);
+      SummaryRecord rec;
+      rec.service = name;
+      rec.labels = SummaryLabels(sum);
+      rec.labels["env"] = svc % 2 ? "prod" : "staging";
+      ProfileBuilder b;
+      AddSummaryToProfile(sum, &b);
+      rec.profile = b.Release();
+      variants[svc].push_back(std::move(rec));
+    }
+  }
+  auto fill0 = Clock::now();
+  std::atomic<int> next{0};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 2; ++w) {
+    writers.emplace_back([&] {
+      for (int svc; (svc = next++) < services;) {
+        for (int i = 0; i < per_service; ++i) {
+          SummaryRecord rec = variants[svc][i % 4];
+          rec.agent_instance_id = "agent-" + std::to_string(svc);
+          rec.sequence = i + 1;
+          rec.profile.start_unix_nanos = now - (per_service - i) * flush_s * kSec;
+          rec.profile.end_unix_nanos = rec.profile.start_unix_nanos + flush_s * kSec;
+          bool dup;
+          Status ws = store->Write(rec, &dup);
+          if (!ws.ok()) {
+            fprintf(stderr, "write: %s\n", ws.ToString().c_str());
+            abort();
+          }
+        }
+      }
+    });
+  }
+  for (auto& t : writers) t.join();
+  double fill_s = Seconds(fill0, Clock::now());
+  printf("  filled %d summaries in %.1f s (%.0f summaries/s via Store::Write, 2 threads); "
+         "database %.1f MiB\n",
+         services * per_service, fill_s, services * per_service / fill_s,
+         store->SizeBytes() / 1048576.0);
+
+  std::mt19937 rng(7);
+  for (int range_h : {1, 24}) {
+    if (range_h > hours) continue;
+    std::vector<double> ms;
+    int64_t samples = 0;
+    size_t distinct = 0;
+    for (int q = 0; q < queries; ++q) {
+      ProfileQuery pq;
+      pq.service = "service-" + std::to_string(rng() % services);
+      pq.from_unix_nanos = now - range_h * 3600 * kSec;
+      pq.to_unix_nanos = now;
+      Profile p;
+      auto t0 = Clock::now();
+      Status qs = store->Query(pq, &p);
+      ms.push_back(Seconds(t0, Clock::now()) * 1000);
+      if (!qs.ok()) abort();
+      samples = p.TotalCount();
+      distinct = p.samples.size();
+    }
+    printf("  merged profile over %2d h: p50 %.1f ms  p99 %.1f ms  max %.1f ms  (%d queries; "
+           "%lld samples, %zu stacks each)\n",
+           range_h, Percentile(ms, 0.5), Percentile(ms, 0.99), Percentile(ms, 1.0), queries,
+           static_cast<long long>(samples), distinct);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"collector ingest throughput and query latency"};
+  std::string only;
+  int agents = 8, summaries = 200, stacks = 200, services = 50, hours = 24, flush_s = 60,
+      qstacks = 100, queries = 100;
+  app.add_option("--only", only, "ingest or query");
+  app.add_option("--agents", agents);
+  app.add_option("--summaries", summaries, "per agent");
+  app.add_option("--stacks", stacks, "stacks per summary (ingest)");
+  app.add_option("--services", services);
+  app.add_option("--hours", hours);
+  app.add_option("--flush-s", flush_s, "seconds between one service's summaries (query data)");
+  app.add_option("--query-stacks", qstacks, "stacks per summary (query data)");
+  app.add_option("--queries", queries);
+  CLI11_PARSE(app, argc, argv);
+
+  char tmpl[] = "/tmp/stackstream-ingest-bench-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  if (only.empty() || only == "ingest") RunIngest(agents, summaries, stacks, dir);
+  if (only.empty() || only == "query") RunQuery(services, hours, flush_s, qstacks, queries, dir);
+  std::filesystem::remove_all(dir);
+  return 0;
+}

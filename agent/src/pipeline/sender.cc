@@ -2,6 +2,7 @@
 
 #include <grpcpp/grpcpp.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -21,6 +22,13 @@ namespace stackstream {
 namespace agent {
 namespace pipeline {
 namespace {
+
+// The pid of the process that first initialized gRPC (0: none yet). A forked
+// child inherits it: gRPC 1.51 without fork support shares its epoll set and
+// internal state with the parent, so a child whose parent already used gRPC
+// must not use it at all (events for the child's sockets could be delivered to
+// the parent's pollers). Such a child keeps its offline file only.
+std::atomic<pid_t> g_grpc_pid{0};
 
 int64_t MonotonicNs() {
   timespec ts;
@@ -88,6 +96,8 @@ std::shared_ptr<grpc::Channel> ChannelFor(State* st, size_t index) {
     st->channels.assign(st->options.collectors.size(), nullptr);
   }
   if (st->channels[index] == nullptr) {
+    pid_t expected = 0;
+    g_grpc_pid.compare_exchange_strong(expected, getpid());
     auto creds = Credentials(st);
     if (creds == nullptr) return nullptr;
     grpc::ChannelArguments args;
@@ -296,6 +306,14 @@ void Run(std::shared_ptr<State> st) {
 class GrpcSender : public Sender {
  public:
   explicit GrpcSender(const Options& options) : state_(std::make_shared<State>(options)) {
+    pid_t grpc_pid = g_grpc_pid.load();
+    if (grpc_pid != 0 && grpc_pid != getpid()) {
+      disabled_ = true;
+      LogOnce("sender.forked_child", spdlog::level::info,
+              "forked child: gRPC was already in use by the parent process (pid {}), so this "
+              "process does not stream to the collector (STACKSTREAM_OUTPUT still works)",
+              grpc_pid);
+    }
     if (!options.collectors.empty()) {
       state_->target = std::hash<std::string>()(options.agent_instance_id) %
                        options.collectors.size();
@@ -309,6 +327,7 @@ class GrpcSender : public Sender {
   }
 
   void Enqueue(v1::StackSummary summary, int64_t samples) override {
+    if (disabled_) return;
     v1::IngestRequest request;
     request.set_agent_instance_id(state_->options.agent_instance_id);
     Spool::Entry entry;
@@ -387,6 +406,7 @@ class GrpcSender : public Sender {
  private:
   std::shared_ptr<State> state_;
   std::thread thread_;
+  bool disabled_ = false;  // forked child of a process that used gRPC
 };
 
 }  // namespace

@@ -15,6 +15,11 @@
 //   set; TLS with the given CA file, else an insecure channel.
 // - Nothing touches gRPC before the first summary is enqueued: the thread and
 //   the channel are created lazily, on the sender thread.
+// - fork(): a child whose parent had already initialized gRPC does not use
+//   gRPC at all (gRPC 1.51 without fork support shares its epoll set and
+//   internal state with the parent); its Enqueue drops summaries (its offline
+//   file still gets them). A child forked before the parent's first send
+//   streams normally with its own channel.
 //
 // Thread-safety: Enqueue, TakeDropCounters, stats are thread-safe. Shutdown
 // is called once, by the thread that owns the Sender.

@@ -101,9 +101,17 @@ class TestServer:
             req.add_header("Authorization", "Bearer " + self.token)
         try:
             with urllib.request.urlopen(req, timeout=30) as r:
-                return r.status, dict(r.headers), r.read()
+                return r.status, dict(r.headers), _body(r)
         except urllib.error.HTTPError as e:
-            return e.code, dict(e.headers), e.read()
+            return e.code, dict(e.headers), _body(e)
+
+
+def _body(r):
+    data = r.read()
+    if r.headers.get("Content-Encoding") == "gzip":
+        import gzip
+        data = gzip.decompress(data)
+    return data
 
 
 FLAMEGRAPH_PL = re.compile(r"^(.*)\s+?(\d+(?:\.\d*)?)$")

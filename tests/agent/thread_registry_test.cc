@@ -49,6 +49,19 @@ TEST(ThreadRegistryTest, RetiredStateWithPendingSamplesIsNotRecycled) {
   EXPECT_EQ(reg.Recycle(1000000000, 1), 1);
 }
 
+TEST(ThreadRegistryTest, UnsampledThreadIsRecycledAtOnce) {
+  ThreadRegistry reg(4, 64);
+  std::lock_guard<std::mutex> lock(reg.mu());
+  ThreadState* a = reg.Acquire(1);
+  reg.RetireAndRecycleIfEmpty(a, 0);
+  EXPECT_EQ(reg.SnapshotLocked().size(), 0u);
+  EXPECT_EQ(reg.Acquire(2), a);
+  a->ring.TryBeginWrite()->tid = 2;
+  a->ring.CommitWrite();
+  reg.RetireAndRecycleIfEmpty(a, 0);
+  EXPECT_EQ(reg.SnapshotLocked().size(), 1u) << "pending samples keep it until drained";
+}
+
 }  // namespace
 }  // namespace agent
 }  // namespace stackstream

@@ -35,7 +35,10 @@ constexpr int64_t kDrainIntervalMs = 20;
 constexpr int64_t kRescanIntervalNs = 200 * 1000000LL;
 constexpr int64_t kMaskCheckIntervalNs = 1000 * 1000000LL;
 constexpr int64_t kHandlerCheckIntervalNs = 1000 * 1000000LL;
-constexpr int64_t kRetireGraceNs = 200 * 1000000LL;
+// A retired state is reused as soon as its ring is drained: a late signal
+// for the old thread cannot write into it, because the handler checks the
+// interrupted SP against the (new) thread's stack bounds first.
+constexpr int64_t kRetireGraceNs = 0;
 constexpr int kMaxInternalFailures = 5;
 constexpr int64_t kExitBudgetNs = 1000 * 1000000LL;     // whole exit path
 constexpr int64_t kShutdownDeadlineNs = 850 * 1000000LL;  // given to the sink
@@ -56,7 +59,7 @@ pthread_once_t g_key_once = PTHREAD_ONCE_INIT;
 // symbolization) loses nothing.
 uint32_t RingSlotsFor(int hz) {
   int64_t want = static_cast<int64_t>(hz) * 300 / 1000;
-  return static_cast<uint32_t>(std::clamp<int64_t>(want, 16, 128));
+  return static_cast<uint32_t>(std::clamp<int64_t>(want, 16, 64));
 }
 
 void BlockAsyncSignals() {
@@ -297,7 +300,7 @@ void Sampler::UnregisterCurrentThread() {
   if (ThreadState* ts = registry_->FindLive(tid)) {
     ts->active.store(false, std::memory_order_release);
     DisarmThreadClock(ts);
-    registry_->Retire(ts, MonoNs());
+    registry_->RetireAndRecycleIfEmpty(ts, MonoNs());
   }
 }
 

@@ -49,6 +49,14 @@ void ThreadRegistry::Retire(ThreadState* ts, int64_t now_ns) {
   ts->retired_ns = now_ns;
 }
 
+void ThreadRegistry::RetireAndRecycleIfEmpty(ThreadState* ts, int64_t now_ns) {
+  Retire(ts, now_ns);
+  if (ts->ring.Empty()) {
+    ts->free = true;
+    ts->tid.store(0, std::memory_order_relaxed);
+  }
+}
+
 int ThreadRegistry::Recycle(int64_t now_ns, int64_t grace_ns) {
   int n = 0;
   for (ThreadState* s : states_) {

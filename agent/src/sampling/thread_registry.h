@@ -35,6 +35,11 @@ class ThreadRegistry {
   // until Recycle sees its ring empty.
   void Retire(ThreadState* ts, int64_t now_ns);
 
+  // Retire, and if its ring is already empty (a short-lived thread that was
+  // never sampled) return it to the pool at once, so that programs that
+  // churn threads reuse a few states instead of piling them up.
+  void RetireAndRecycleIfEmpty(ThreadState* ts, int64_t now_ns);
+
   // Moves retired states whose ring is empty and which retired more than
   // "grace_ns" ago back to the pool. Returns how many.
   int Recycle(int64_t now_ns, int64_t grace_ns);

@@ -25,6 +25,16 @@ const std::string& TempRoot() {
   return root;
 }
 
+// Removes the temporary root when the test program ends.
+class TempRootCleanup : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    std::error_code ec;
+    if (TempRoot() != "/tmp") fs::remove_all(TempRoot(), ec);
+  }
+};
+const auto* const kCleanup = ::testing::AddGlobalTestEnvironment(new TempRootCleanup);
+
 StoreEngine SqliteEngine() {
   StoreEngine e;
   e.name = "Sqlite";

@@ -283,6 +283,20 @@ def test_signal_taken(c):
           "samples before the takeover kept (%d for %.3f CPU s before it)" % (kept, before))
 
 
+def test_raw_clone(c):
+    """A thread made by raw clone(2) is found by the periodic rescan and sampled."""
+    rc, out, err = run([fixture("raw_clone"), "--seconds=2", "--print-cpu=1"],
+                       {"STACKSTREAM_OUTPUT": c.out()}, timeout=30)
+    check(rc == 0, "exit code 0 (got %d) %s" % (rc, err[-300:] if rc != 0 else ""))
+    cpu = float(out.decode().split()[1])
+    got = count_with(pprof.load(c.out()), "fixture_raw_clone_work")
+    # Up to ~0.2 s to find it by rescan plus one tick to learn its stack.
+    expected = max(0.0, cpu - 0.3) * 100
+    check(got >= 0.8 * expected and got > 0,
+          "%d samples in fixture_raw_clone_work, >= 80%% of %.0f (CPU %.2fs minus discovery)"
+          % (got, expected, cpu))
+
+
 def test_disable(c):
     """STACKSTREAM_DISABLE=1: inert (no profile written, exit code kept)."""
     rc, _, _ = run([fixture("cpu_split"), "--seconds=0.3", "--exit-code=4"],

@@ -297,6 +297,19 @@ def test_raw_clone(c):
           % (got, expected, cpu))
 
 
+def test_c_api(c):
+    """A program linked with the agent: version, stop/start, flush."""
+    rc, out, err = run([fixture("c_api_user"), "--print-version"],
+                       {"STACKSTREAM_OUTPUT": c.out(), "STACKSTREAM_COLLECTOR": "127.0.0.1:9",
+                        "STACKSTREAM_LOG": "error"}, agent=False, timeout=30)
+    check(rc == 0, "exit code 0 (got %d) %s" % (rc, err[-300:] if rc != 0 else ""))
+    check(out.decode().strip() == "0.1.0", "stackstream_version() = %r" % out.decode().strip())
+    p = pprof.load(c.out())
+    paused, resumed = count_with(p, "fixture_paused_work"), count_with(p, "fixture_resumed_work")
+    check(paused <= 2, "no samples while stopped (%d)" % paused)
+    check(resumed >= 35, "samples after start (%d of ~50)" % resumed)
+
+
 def test_disable(c):
     """STACKSTREAM_DISABLE=1: inert (no profile written, exit code kept)."""
     rc, _, _ = run([fixture("cpu_split"), "--seconds=0.3", "--exit-code=4"],

@@ -330,6 +330,7 @@ void Sampler::Rescan(int64_t now, bool check_masks) {
     if (check_masks && ts->clock == ClockKind::kPerfTaskClock) {
       bool blocked = false;
       if (ThreadBlocksSignal(tid, signo_, &blocked) && blocked) {
+        AgentLog()->debug("thread {} blocks signal {}: switching it to a POSIX timer", tid, signo_);
         int err = 0;
         if (!SwitchToPosixTimer(ts, clock_spec_, &err)) {
           timers_failed_.fetch_add(1, std::memory_order_relaxed);

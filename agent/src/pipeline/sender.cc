@@ -280,6 +280,9 @@ void Run(std::shared_ptr<State> st) {
         continue;
       }
       ++st->stats.failed_sessions;
+      // A fresh channel next time: the old one may sit in gRPC's own
+      // reconnect backoff (which can exceed ours) after the collector is back.
+      if (st->target < st->channels.size()) st->channels[st->target] = nullptr;
       if (!st->options.collectors.empty()) {
         st->target = (st->target + 1) % st->options.collectors.size();
       }

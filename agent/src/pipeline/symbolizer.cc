@@ -5,6 +5,7 @@
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <fcntl.h>
+#include <link.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -15,6 +16,19 @@ namespace stackstream {
 namespace agent {
 namespace pipeline {
 namespace {
+
+// The loader's load/unload counters (dlpi_adds + dlpi_subs): they change on
+// every dlopen/dlclose. Takes the loader lock briefly (drain thread only).
+int LoaderGenerationCallback(struct dl_phdr_info* info, size_t, void* data) {
+  *static_cast<unsigned long long*>(data) = info->dlpi_adds + info->dlpi_subs;
+  return 1;  // the first object is enough
+}
+
+unsigned long long LoaderGeneration() {
+  unsigned long long generation = 0;
+  dl_iterate_phdr(LoaderGenerationCallback, &generation);
+  return generation;
+}
 
 int64_t MonotonicMs() {
   timespec ts;
@@ -122,6 +136,7 @@ void Symbolizer::RefreshLocked(bool force) {
     return;
   }
   last_refresh_ms_ = now;
+  loader_generation_ = LoaderGeneration();
   std::vector<std::shared_ptr<const Module>> before = modules_.modules();
   modules_.Refresh();
   dwfl_->Report();
@@ -165,7 +180,9 @@ std::shared_ptr<SymbolizedPc> Symbolizer::Resolve(uint64_t address) {
   result->address = address;
   result->module = modules_.Find(address);
   if (result->module == nullptr) {
-    RefreshLocked(false);
+    // A library loaded since the last refresh: refresh now. Otherwise (JIT
+    // code, bad PCs) at most once per min_refresh_interval_ms.
+    RefreshLocked(/*force=*/LoaderGeneration() != loader_generation_);
     result->module = modules_.Find(address);
   }
   if (result->module == nullptr) {

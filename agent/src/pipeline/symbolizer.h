@@ -5,7 +5,8 @@
 // libdwfl; lines and inlined frames from DWARF where present; a PC without a
 // symbol gets "module+0xoffset". Results are cached per PC (bounded: the cache
 // is cleared when it exceeds Options::max_cached_pcs). The module map is
-// re-read when a PC falls outside every known module (at most once per
+// re-read when a PC falls outside every known module (at once if a library
+// was loaded or unloaded since the last refresh, else at most once per
 // Options::min_refresh_interval_ms) and on RefreshModules(). A module that is
 // unloaded keeps the entries already resolved in it.
 //
@@ -74,6 +75,7 @@ class Symbolizer {
   std::unique_ptr<Dwfl> dwfl_;
   std::unordered_map<uint64_t, std::shared_ptr<const SymbolizedPc>> cache_;
   int64_t last_refresh_ms_ = -1;
+  unsigned long long loader_generation_ = 0;  // dlopen/dlclose count at refresh
   int64_t cache_evictions_ = 0;
 };
 

@@ -468,7 +468,7 @@ def section_overhead(env, res):
     if env.have_perf:
         cfgs.append("perf")
     threads_list = [1, 2, 8]
-    mega = 150 if env.quick else 2000
+    mega = 150 if env.quick else 1500
     reps = 3 if env.quick else 7
     for t in threads_list:
         for c in ("agent", "gperftools", "perf"):
@@ -900,6 +900,7 @@ def section_wire(env, res):
                 ca = a.get(tid, (comm, 0.0))[1]
                 per.append({"tid": tid, "comm": comm, "cpu_s_per_s": (cb - ca) / (tb - ta)})
             out["agent_threads"] = per
+            out["agent_threads_window_s"] = tb - ta
             FIG.set("agent.thread_cpu", sum(x["cpu_s_per_s"] for x in per))
 
         # wait for the last summary to be stored
@@ -923,6 +924,9 @@ def section_wire(env, res):
         s1, _ = metric(m1, samples_name) if samples_name else (None, None)
         s0, _ = metric(m0, samples_name) if samples_name else (None, None)
         samples_metric = (s1 - (s0 or 0)) if s1 is not None else None
+        su1, _ = metric(m1, "stackstream_summaries_ingested_total")
+        su0, _ = metric(m0, "stackstream_summaries_ingested_total")
+        out["summaries"] = (su1 - (su0 or 0)) if su1 is not None else None
         # samples as stored, from the folded export
         st_, folded = c.get("/api/v1/profile", service=service, format="folded",
                             **{"from": "now-1h", "to": "now"})
@@ -932,6 +936,8 @@ def section_wire(env, res):
                                  if l.strip())
         st2, pp = c.get("/api/v1/profile", service=service, format="pprof",
                         **{"from": "now-1h", "to": "now"})
+        if st_ == 200:
+            out["export_stacks"] = sum(1 for l in folded.decode().splitlines() if l.strip())
         samples = samples_metric if samples_metric else samples_folded
         out.update({"samples_metric": samples_metric, "samples_metric_name": samples_name,
                     "samples_folded": samples_folded,
@@ -1291,9 +1297,17 @@ def render(env, res, machine, args, started, elapsed):
           "interval (10 s), streaming to a fresh collector (`--storage sqlite:...`) and "
           "writing `STACKSTREAM_OUTPUT` at the same time." % (w["seconds"], machine["nproc"]))
         a("")
-        a("Samples stored: %s (metric `%s`: %s; sum of the folded export: %s)." % (
+        a("Samples stored: %s (metric `%s`: %s; sum of the folded export: %s), i.e. %.0f "
+          "samples/s: the workload got %.2f CPUs on average (%.1f CPU-s in %.0f s)." % (
             fmt(samples, "%d"), w.get("samples_metric_name"), fmt(w.get("samples_metric"), "%d"),
-            fmt(w.get("samples_folded"), "%d")))
+            fmt(w.get("samples_folded"), "%d"), (samples or 0) / w["seconds"],
+            w["agent_run"]["cpu"] / w["agent_run"]["wall"], w["agent_run"]["cpu"],
+            w["agent_run"]["wall"]))
+        a("")
+        a("A summary carries each distinct stack once per flush window with its count, plus "
+          "the window's labels, strings and mappings, so the bytes per sample fall as the "
+          "samples per window grow: they depend on the CPUs the workload gets and on the "
+          "number of distinct stacks (here %s in the export)." % w.get("export_stacks", "?"))
         a("")
         a("| what | bytes | bytes / sample | goal |")
         a("|---|---:|---:|---|")
@@ -1301,6 +1315,9 @@ def render(env, res, machine, args, started, elapsed):
         a("| on the wire (`stackstream_bytes_received_total` delta) | %s | %s | %s |" % (
             fmt(w.get("bytes_received"), "%d"), fmt(bps),
             ("≤ 4: " + goal_mark(bps <= 4)) if bps is not None else ""))
+        if w.get("summaries") and w.get("bytes_received") is not None:
+            a("| on the wire per summary (%d summaries: one per 10 s flush + the final one) | "
+              "%.0f | | |" % (w["summaries"], w["bytes_received"] / w["summaries"]))
         sb = None
         if w.get("storage_bytes_after") is not None:
             sb = w["storage_bytes_after"] - (w.get("storage_bytes_before") or 0)
@@ -1330,12 +1347,28 @@ def render(env, res, machine, args, started, elapsed):
             grow = w["rss_last_kb"] - w["rss_after_25pct_kb"]
             a("| VmRSS at 25%% of the run → end | %d → %d KiB (%+d KiB) | flat |" % (
                 w["rss_after_25pct_kb"], w["rss_last_kb"], grow))
-        for t in w.get("agent_threads", []):
+        ths = sorted(w.get("agent_threads", []), key=lambda t: -t["cpu_s_per_s"])
+        for t in ths[:2]:
             a("| CPU of agent thread `%s` (tid %d), 100 Hz × 8 threads | %.4f CPU-s/s (%.2f%% "
               "of a core) | |" % (t["comm"], t["tid"], t["cpu_s_per_s"],
                                   100 * t["cpu_s_per_s"]))
+        if len(ths) > 2:
+            rest = ths[2:]
+            a("| CPU of the %d other agent threads (%s) | %.4f CPU-s/s | |" % (
+                len(rest), ", ".join(sorted(set("`%s`" % t["comm"] for t in rest))),
+                sum(t["cpu_s_per_s"] for t in rest)))
         if not w.get("agent_threads"):
             a("| agent threads' CPU | not measured | |")
+        elif samples:
+            tot = sum(t["cpu_s_per_s"] for t in w["agent_threads"])
+            rate = samples / w["seconds"]
+            a("| agent threads' CPU per sample (all agent threads ÷ the run's average "
+              "%.0f samples/s) | %.1f µs | |" % (rate, 1e6 * tot / rate))
+            wc = w["agent_run"]["cpu"]
+            a("| agent threads' CPU as a share of the process's CPU (%.1f CPU-s in %.0f s) | "
+              "%.2f%% | ≤ 0.5%% (issue 6): %s |" % (
+                  wc, w["agent_run"]["wall"], 100 * tot * w["agent_run"]["wall"] / wc,
+                  goal_mark(100 * tot * w["agent_run"]["wall"] / wc <= 0.5)))
         a("")
         a("Thread CPU is from /proc/PID/task/TID/schedstat (run time in ns) between t = 2 s "
           "and t = %g s; every thread not named `bench-worker` except the main thread is "

@@ -19,8 +19,8 @@ echo "== ctest"
 status=0
 (cd build && ctest --output-on-failure --timeout 900 -j 1) || status=$?
 
-if [ "${STACKSTREAM_SKIP_SANITIZERS:-0}" != 1 ] && [ -x tests/sanitizers.sh ]; then
-  echo "== sanitizer builds (ASan+UBSan, TSan) of the agent unit tests"
+if [ "${STACKSTREAM_SKIP_SANITIZERS:-0}" != 1 ]; then
+  echo "== sanitizer builds (ASan+UBSan, TSan) of the unit tests"
   ./tests/sanitizers.sh || status=$?
 fi
 

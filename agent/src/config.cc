@@ -172,6 +172,7 @@ Config ReadConfigFromEnv(int pid) {
                            "\" is not auto|perf|timer; using auto");
     }
   }
+  if (const char* v = Env("STACKSTREAM_SYSTEM_LINES")) c.system_library_lines = Trim(v) == "1";
   ReadInt(&c, "STACKSTREAM_SPOOL_BYTES", int64_t{0}, int64_t{1} << 40, &c.spool_bytes);
   return c;
 }

@@ -33,6 +33,9 @@ struct Config {
   // and benchmarks.
   std::string cpu_clock = "auto";
   int64_t spool_bytes = 4 << 20;                    // STACKSTREAM_SPOOL_BYTES
+  // Source lines / inline frames for system libraries from their separate
+  // debug files (STACKSTREAM_SYSTEM_LINES=1). Off by default: costly.
+  bool system_library_lines = false;
 
   std::vector<std::string> warnings;                // one line per bad value
 

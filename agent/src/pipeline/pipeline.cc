@@ -55,9 +55,16 @@ class NullSink : public SampleSink {
   void Shutdown(const SamplingCounters&, int64_t) override {}
 };
 
+pipeline::Symbolizer::Options SymbolizerOptions(const Config& config) {
+  pipeline::Symbolizer::Options options;
+  options.system_library_lines = config.system_library_lines;
+  return options;
+}
+
 class PipelineSink : public SampleSink {
  public:
-  explicit PipelineSink(const Config& config) : creator_pid_(getpid()) {
+  explicit PipelineSink(const Config& config)
+      : creator_pid_(getpid()), symbolizer_(SymbolizerOptions(config)) {
     v1::ProcessIdentity identity = pipeline::MakeProcessIdentity(config);
     std::vector<v1::Label> labels = pipeline::MakeLabels(config, identity.host());
     builder_ = std::make_unique<pipeline::SummaryBuilder>(

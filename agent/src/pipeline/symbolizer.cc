@@ -89,6 +89,14 @@ int64_t DeclLine(Dwarf_Die* die) {
   return 0;
 }
 
+// Shared objects installed by the system, as opposed to the program's own.
+bool IsSystemLibrary(const std::string& path) {
+  for (const char* prefix : {"/lib/", "/lib64/", "/usr/lib/", "/usr/lib64/"}) {
+    if (path.compare(0, strlen(prefix), prefix) == 0) return path.find(".so") != std::string::npos;
+  }
+  return false;
+}
+
 }  // namespace
 
 std::string Demangle(const char* name) {
@@ -214,7 +222,9 @@ std::shared_ptr<SymbolizedPc> Symbolizer::Resolve(uint64_t address) {
   int64_t cur_line = 0;
   Dwarf_Addr bias = 0;
   Dwarf_Die* cudie = nullptr;
-  if (mod != nullptr) {
+  const bool want_lines =
+      options_.system_library_lines || !IsSystemLibrary(result->module->path);
+  if (mod != nullptr && want_lines) {
     Dwfl_Line* line = dwfl_module_getsrc(mod, address);
     if (line != nullptr) {
       int lineno = 0;

@@ -46,6 +46,12 @@ class Symbolizer {
     size_t max_cached_pcs = 1 << 16;
     int64_t min_refresh_interval_ms = 100;
     std::string maps_path = "/proc/self/maps";
+    // Source lines and inline frames for system libraries (/lib, /usr/lib)?
+    // Their names come from the symbol tables either way. Reading their
+    // separate debug files (e.g. libc6-dbg) costs ~10 MiB and tens of ms of
+    // decompression per process, so it is off unless
+    // STACKSTREAM_SYSTEM_LINES=1.
+    bool system_library_lines = false;
   };
 
   Symbolizer();

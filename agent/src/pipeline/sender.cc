@@ -264,14 +264,19 @@ void Run(std::shared_ptr<State> st) {
   int64_t backoff_ms = st->options.backoff_initial_ms;
   try {
     while (true) {
+      bool stopping_before;
       {
         std::unique_lock<std::mutex> lock(st->mu);
         st->cv.wait(lock, [&] { return st->stop || !st->spool.empty(); });
         if (st->StopNow()) break;
+        stopping_before = st->stop;
       }
       SessionEnd end = RunSession(st.get());
       std::unique_lock<std::mutex> lock(st->mu);
       if (st->StopNow()) break;
+      // At exit, one attempt that fails is the last: a dead collector must
+      // not hold the host's exit up until the deadline.
+      if (end == SessionEnd::kError && stopping_before) break;
       if (end == SessionEnd::kOk || end == SessionEnd::kRejected) {
         if (end == SessionEnd::kOk) backoff_ms = st->options.backoff_initial_ms;
         if (end == SessionEnd::kRejected) {

@@ -15,7 +15,13 @@ PACKAGES=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev golang-go google-perftools libgoogle-perftools-dev
   sqlite3 curl procps psmisc openssl
+  # a real Prometheus server scrapes /metrics in a test
+  prometheus
 )
+# Node.js + npm for the @connectrpc/connect-node client test: only when the
+# machine has none (an existing Node.js, e.g. with its own npm, is kept).
+command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs)
+command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi

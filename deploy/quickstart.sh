@@ -17,7 +17,7 @@ SERVICE=quickstart-demo
 
 echo "== build"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j "$(nproc)"
+cmake --build build -j "$(nproc)" --target stackstream stackstream-collector stackstream_cli stackstream-demo
 cmake --install build --prefix "$PREFIX" >/dev/null
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

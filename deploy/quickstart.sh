@@ -54,10 +54,10 @@ done
 
 echo
 echo "== hot functions: stackstream top --service $SERVICE"
-"$PREFIX/bin/stackstream" top --server "$SERVER" --service "$SERVICE" --from "$((START - 60))" --limit 10
-"$PREFIX/bin/stackstream" export --server "$SERVER" --service "$SERVICE" --from "$((START - 60))" \
+"$PREFIX/bin/stackstream" top --server "$SERVER" --service "$SERVICE" --from "$START" --limit 10
+"$PREFIX/bin/stackstream" export --server "$SERVER" --service "$SERVICE" --from "$START" \
   --format pprof -o "$OUT/demo.pb.gz"
-"$PREFIX/bin/stackstream" export --server "$SERVER" --service "$SERVICE" --from "$((START - 60))" \
+"$PREFIX/bin/stackstream" export --server "$SERVER" --service "$SERVICE" --from "$START" \
   --format speedscope -o "$OUT/demo.speedscope.json"
 
 cat <<MSG

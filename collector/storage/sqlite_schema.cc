@@ -52,6 +52,13 @@ CREATE TABLE IF NOT EXISTS ingested(
   window_start INTEGER NOT NULL,
   PRIMARY KEY(agent_instance_id, sequence)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ingested_by_time ON ingested(window_start);
+CREATE TABLE IF NOT EXISTS counters(
+  series_id INTEGER NOT NULL,
+  bucket_start INTEGER NOT NULL,
+  mode_id INTEGER NOT NULL,
+  name_id INTEGER NOT NULL,
+  value INTEGER NOT NULL,
+  PRIMARY KEY(series_id, bucket_start, mode_id, name_id)) WITHOUT ROWID;
 )sql";
 
 }  // namespace
@@ -60,23 +67,28 @@ Status CreateSchema(SqliteConnection* conn) {
   Status s = conn->Exec("BEGIN IMMEDIATE");
   if (!s.ok()) return s;
   s = conn->Exec(kDdl);
+  int64_t version = -1;  // -1: a new database (no version stored yet)
   if (s.ok()) {
-    Status ps;
+    // Read the version first and finish the statement before writing meta.
     constexpr char kGet[] = "SELECT value FROM meta WHERE key='schema_version'";
-    SqliteStatement get(conn->Prepare(kGet, &ps));
-    if (!ps.ok()) {
-      s = ps;
-    } else if (get.Step() == SQLITE_ROW) {
-      int64_t version = std::stoll(get.ColumnText(0));
-      if (version > kSchemaVersion) {
-        s = Status::Corruption("database schema version " + std::to_string(version) +
-                               " is newer than this collector's (" +
-                               std::to_string(kSchemaVersion) + ")");
-      }
-    } else {
+    SqliteStatement get(conn->Prepare(kGet, &s));
+    if (s.ok() && get.Step() == SQLITE_ROW) version = std::stoll(get.ColumnText(0));
+  }
+  if (s.ok()) {
+    if (version > kSchemaVersion) {
+      s = Status::Corruption("database schema version " + std::to_string(version) +
+                             " is newer than this collector's (" +
+                             std::to_string(kSchemaVersion) + ")");
+    } else if (version < 0) {
       s = conn->Exec("INSERT INTO meta(key, value) VALUES('schema_version', '" +
                      std::to_string(kSchemaVersion) + "'), ('bucket_nanos', '" +
                      std::to_string(kBucketNanos) + "')");
+    } else if (version < kSchemaVersion) {
+      // Every migration so far is additive: kDdl above created what was
+      // missing, in this same transaction, and every old row is kept. Only
+      // the version changes.
+      s = conn->Exec("UPDATE meta SET value = '" + std::to_string(kSchemaVersion) +
+                     "' WHERE key = 'schema_version'");
     }
   }
   if (!s.ok()) {

@@ -16,6 +16,14 @@
 //                                         (series_id, bucket_start) so a range
 //                                         query reads one contiguous run;
 //                                         counts are summed in the reader.
+//   counters(series_id, bucket_start, mode_id, name_id, value)
+//                                         the agents' drop counters (losses are
+//                                         data): per (series, bucket, mode,
+//                                         counter name string id) the sum over
+//                                         the summaries stored there; zero
+//                                         counters are not stored. Keyed like
+//                                         samples' index so a range query reads
+//                                         one contiguous run. Schema version 2.
 //   ingested(agent_instance_id, sequence, window_start)
 //                                         idempotency: one row per stored summary
 //
@@ -40,7 +48,11 @@ namespace collector {
 // holding its window start.
 constexpr int64_t kBucketNanos = 10LL * 1000 * 1000 * 1000;
 
-constexpr int64_t kSchemaVersion = 1;
+// Schema versions:
+//   1  strings, frames, stacks, series, samples, ingested
+//   2  + counters (purely additive: a version 1 database is migrated by
+//      creating the table; summaries stored before have no counters)
+constexpr int64_t kSchemaVersion = 2;
 
 inline int64_t BucketOf(int64_t unix_nanos) {
   int64_t b = unix_nanos / kBucketNanos;
@@ -48,8 +60,9 @@ inline int64_t BucketOf(int64_t unix_nanos) {
   return b * kBucketNanos;
 }
 
-// Creates missing tables and indexes; fails on a database written by a newer
-// schema version.
+// Creates missing tables and indexes and migrates an older database to
+// kSchemaVersion (keeping all its data); fails on a database written by a
+// newer schema version.
 Status CreateSchema(SqliteConnection* conn);
 
 }  // namespace collector

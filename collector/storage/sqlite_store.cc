@@ -56,6 +56,11 @@ constexpr char kUpdateSeries[] =
     "period_nanos = ?5 WHERE id = ?1";
 constexpr char kInsertSamples[] =
     "INSERT INTO samples(series_id, bucket_start, mode_id, stack_counts) VALUES(?1, ?2, ?3, ?4)";
+// Counters of summaries in the same (series, bucket, mode) are summed in place.
+constexpr char kAddCounter[] =
+    "INSERT INTO counters(series_id, bucket_start, mode_id, name_id, value) "
+    "VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(series_id, bucket_start, mode_id, name_id) "
+    "DO UPDATE SET value = value + excluded.value";
 
 constexpr char kSelectSeriesAll[] =
     "SELECT id, labels, period_nanos FROM series WHERE last_bucket >= ?1 AND first_bucket < ?2 "
@@ -68,6 +73,9 @@ constexpr char kSelectStringById[] = "SELECT value FROM strings WHERE id = ?1";
 constexpr char kSelectSamples[] =
     "SELECT mode_id, bucket_start, stack_counts FROM samples WHERE series_id = ?1 AND "
     "bucket_start >= ?2 AND bucket_start < ?3 AND (?4 = 0 OR mode_id = ?4)";
+constexpr char kSelectCounters[] =
+    "SELECT name_id, sum(value) FROM counters WHERE series_id = ?1 AND bucket_start >= ?2 AND "
+    "bucket_start < ?3 AND (?4 = 0 OR mode_id = ?4) GROUP BY name_id";
 constexpr char kSelectStack[] = "SELECT truncated, frame_ids FROM stacks WHERE id = ?1";
 constexpr char kSelectFrame[] =
     "SELECT f.line, f.inlined, fn.value, fi.value, mo.value, bi.value FROM frames f "
@@ -286,6 +294,16 @@ Status SqliteStore::WriteOne(const SummaryRecord& record, bool* duplicate) {
     SS_RETURN_IF_ERROR(InternStack(blob, sample.truncated, &stack_id));
     counts[stack_id] += sample.count;
   }
+  // Drop counters go in with the samples, in the same savepoint: a duplicate
+  // summary returned above, so its counters are never added twice.
+  for (const auto& [name, value] : record.counters) {
+    if (name.empty() || value == 0) continue;
+    int64_t name_id = 0;
+    SS_RETURN_IF_ERROR(InternString(name, &name_id));
+    SS_PREPARE(st, writer_.get(), kAddCounter);
+    st.Bind(1, series_id).Bind(2, bucket).Bind(3, mode_id).Bind(4, name_id).Bind(5, value);
+    SS_RETURN_IF_ERROR(st.Run());
+  }
   if (counts.empty()) return Status::OK();
   std::vector<std::pair<int64_t, int64_t>> pairs(counts.begin(), counts.end());
   SS_PREPARE(st, writer_.get(), kInsertSamples);
@@ -433,6 +451,11 @@ Status SqliteStore::DeleteBefore(int64_t cutoff_unix_nanos) {
                     "first_bucket < " + l + ") AND bucket_start < " + l);
   if (s.ok()) {
     deleted = writer_->Changes();
+    s = writer_->Exec("DELETE FROM counters WHERE series_id IN (SELECT id FROM series WHERE "
+                      "first_bucket < " + l + ") AND bucket_start < " + l);
+    deleted += writer_->Changes();
+  }
+  if (s.ok()) {
     s = writer_->Exec("DELETE FROM series WHERE last_bucket < " + l +
                       ";UPDATE series SET first_bucket = max(first_bucket, " + k +
                       "), first_seen = max(first_seen, " + k + ") WHERE first_bucket < " + k +
@@ -709,6 +732,45 @@ Status SqliteStore::Series(const ProfileQuery& query, int64_t step_nanos,
     if (rc != SQLITE_DONE) return conn->Error("select samples");
   }
   for (auto& kv : points) out->push_back(kv.second);
+  return Status::OK();
+}
+
+Status SqliteStore::Counters(const ProfileQuery& query, std::map<std::string, int64_t>* out) {
+  out->clear();
+  CompiledMatchers matchers;
+  SS_RETURN_IF_ERROR(CompiledMatchers::Compile(query.matchers, &matchers));
+  ReadLease lease(this);
+  SS_RETURN_IF_ERROR(lease.status());
+  SqliteConnection* conn = lease.get();
+  ReadTxn txn(conn);
+  SS_RETURN_IF_ERROR(txn.status());
+
+  std::vector<SeriesRow> series;
+  SS_RETURN_IF_ERROR(MatchSeries(conn, query, matchers, &series));
+  int64_t mode_id = 0;
+  SS_RETURN_IF_ERROR(LookupModeId(conn, query.mode, &mode_id));
+  if (mode_id < 0) series.clear();
+
+  const BucketRange r = RangeOf(query);
+  std::map<int64_t, int64_t> by_name_id;
+  for (const SeriesRow& s : series) {
+    SS_PREPARE(st, conn, kSelectCounters);
+    st.Bind(1, s.id).Bind(2, r.lo).Bind(3, r.hi).Bind(4, mode_id);
+    int rc;
+    while ((rc = st.Step()) == SQLITE_ROW) by_name_id[st.ColumnInt(0)] += st.ColumnInt(1);
+    if (rc != SQLITE_DONE) return conn->Error("select counters");
+  }
+  for (const auto& [name_id, total] : by_name_id) {
+    if (total == 0) continue;
+    SS_PREPARE(st, conn, kSelectStringById);
+    st.Bind(1, name_id);
+    int rc = st.Step();
+    if (rc == SQLITE_DONE) {
+      return Status::Corruption("counter name " + std::to_string(name_id) + " missing");
+    }
+    if (rc != SQLITE_ROW) return conn->Error("select counter name");
+    (*out)[st.ColumnText(0)] += total;
+  }
   return Status::OK();
 }
 

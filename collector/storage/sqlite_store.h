@@ -19,6 +19,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -47,8 +48,10 @@ class SqliteStore : public Store {
   Status Query(const ProfileQuery& query, Profile* out) override;
   Status Series(const ProfileQuery& query, int64_t step_nanos, const std::string& function,
                 std::vector<SeriesPoint>* out) override;
-  // Deletes the buckets that end at or before "cutoff_unix_nanos", series
-  // with no data left and idempotency rows older than the cutoff's bucket.
+  Status Counters(const ProfileQuery& query, std::map<std::string, int64_t>* out) override;
+  // Deletes the buckets (samples and drop counters) that end at or before
+  // "cutoff_unix_nanos", series with no data left and idempotency rows older
+  // than the cutoff's bucket.
   // Strings, frames and stacks stay (see sqlite_schema.h).
   Status DeleteBefore(int64_t cutoff_unix_nanos) override;
   int64_t SizeBytes() override;

@@ -83,7 +83,21 @@ class Store {
   virtual Status Series(const ProfileQuery& query, int64_t step_nanos,
                         const std::string& function, std::vector<SeriesPoint>* out) = 0;
 
-  // Deletes every sample older than "cutoff_unix_nanos".
+  // Totals of the agents' drop counters (SummaryRecord::counters, e.g.
+  // "samples_dropped_ring_full") over the summaries that "query" selects,
+  // with the same service, selector, time range and mode semantics as
+  // Query(). A duplicate summary is not counted twice. Counters that sum to
+  // zero may be absent from "*out". Losses are data: this is how a user sees
+  // that a profile is missing samples.
+  //
+  // Not pure virtual so that test doubles need not implement it; every real
+  // engine must (the conformance suite checks it).
+  virtual Status Counters(const ProfileQuery& query, std::map<std::string, int64_t>* out) {
+    out->clear();
+    return Status::Internal("this storage engine does not keep drop counters");
+  }
+
+  // Deletes every sample (and every counter) older than "cutoff_unix_nanos".
   virtual Status DeleteBefore(int64_t cutoff_unix_nanos) = 0;
 
   // Bytes used on disk (0 when unknown).

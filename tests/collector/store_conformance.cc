@@ -105,9 +105,31 @@ Profile StoreConformanceTest::QueryProfile(const std::string& service, int64_t f
   return p;
 }
 
+std::map<std::string, int64_t> StoreConformanceTest::QueryCounters(
+    const std::string& service, int64_t from, int64_t to,
+    const std::vector<LabelMatcher>& matchers, const std::string& mode) {
+  ProfileQuery q;
+  q.service = service;
+  q.from_unix_nanos = from;
+  q.to_unix_nanos = to;
+  q.matchers = matchers;
+  q.mode = mode;
+  std::map<std::string, int64_t> out = {{"stale", 1}};  // must be cleared
+  Status s = store_->Counters(q, &out);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  return out;
+}
+
 namespace {
 
 const int64_t kHour = 3600 * kSecond;
+
+using CounterMap = std::map<std::string, int64_t>;
+
+SummaryRecord WithCounters(SummaryRecord r, const CounterMap& counters) {
+  r.counters = counters;
+  return r;
+}
 
 LabelMatcher M(const std::string& name, LabelMatcher::Op op, const std::string& value) {
   LabelMatcher m;
@@ -457,6 +479,144 @@ TEST_P(StoreConformanceTest, ReopenKeepsDataAndIdempotency) {
   ASSERT_TRUE(store_->ListServices(&services).ok());
   ASSERT_EQ(services.size(), 1u);
   EXPECT_GE(store_->SizeBytes(), 0);
+}
+
+// --- Drop counters (Store::Counters): losses are data, not silence.
+
+TEST_P(StoreConformanceTest, CountersAreSummedOverSummariesAndSeries) {
+  Write(WithCounters(MakeRecord("a1", 1, "api", {{"env", "prod"}}, kT0, {{"main;hot", 5}}),
+                     {{"samples_dropped_ring_full", 3}, {"unwind_failures", 1}}));
+  Write(WithCounters(
+      MakeRecord("a1", 2, "api", {{"env", "prod"}}, kT0 + 10 * kSecond, {{"main;hot", 5}}),
+      {{"samples_dropped_ring_full", 4}, {"samples_dropped_spool_full", 100},
+       {"summaries_dropped_spool_full", 2}}));
+  // Same bucket as a1/1, another agent and label set.
+  Write(WithCounters(MakeRecord("a2", 1, "api", {{"env", "dev"}}, kT0, {{"main;hot", 1}}),
+                     {{"samples_dropped_ring_full", 10}, {"stacks_dropped_limit", 7}}));
+  // Same series and bucket as a1/1 from a restarted agent: summed, not replaced.
+  Write(WithCounters(MakeRecord("a3", 1, "api", {{"env", "prod"}}, kT0, {{"main;hot", 1}}),
+                     {{"samples_dropped_ring_full", 1000}}));
+  // Another service: never mixed in.
+  Write(WithCounters(MakeRecord("w1", 1, "web", {{"env", "prod"}}, kT0, {{"main;hot", 1}}),
+                     {{"samples_dropped_ring_full", 5000}}));
+  EXPECT_EQ(QueryCounters("api", kT0, kT0 + kHour),
+            (CounterMap{{"samples_dropped_ring_full", 1017},
+                        {"unwind_failures", 1},
+                        {"samples_dropped_spool_full", 100},
+                        {"summaries_dropped_spool_full", 2},
+                        {"stacks_dropped_limit", 7}}));
+  EXPECT_EQ(QueryCounters("web", kT0, kT0 + kHour),
+            (CounterMap{{"samples_dropped_ring_full", 5000}}));
+  // The counters of what a query selects do not disturb its profile.
+  EXPECT_EQ(QueryProfile("api", kT0, kT0 + kHour).TotalCount(), 12);
+}
+
+TEST_P(StoreConformanceTest, CountersFollowSelectorTimeRangeAndMode) {
+  using L = LabelMatcher;
+  Write(WithCounters(MakeRecord("a1", 1, "api", {{"env", "prod"}}, kT0, {{"main", 1}}),
+                     {{"samples_dropped_ring_full", 1}}));
+  Write(WithCounters(
+      MakeRecord("a1", 2, "api", {{"env", "prod"}}, kT0 + 10 * kSecond, {{"main", 1}}),
+      {{"samples_dropped_ring_full", 10}}));
+  Write(WithCounters(
+      MakeRecord("a1", 3, "api", {{"env", "prod"}}, kT0 + 20 * kSecond, {{"main", 1}}),
+      {{"samples_dropped_ring_full", 100}}));
+  Write(WithCounters(MakeRecord("a2", 1, "api", {{"env", "dev"}}, kT0, {{"main", 1}}),
+                     {{"truncated_stacks", 1000}}));
+  Write(WithCounters(MakeRecord("a3", 1, "api", {{"env", "prod"}}, kT0, {{"main", 1}}, "wall"),
+                     {{"samples_dropped_ring_full", 10000}}));
+  auto ring = [&](int64_t from_s, int64_t to_s, std::vector<LabelMatcher> ms = {},
+                  const std::string& mode = "cpu") {
+    CounterMap m = QueryCounters("api", kT0 + from_s * kSecond, kT0 + to_s * kSecond, ms, mode);
+    return m.count("samples_dropped_ring_full") ? m["samples_dropped_ring_full"] : 0;
+  };
+  // Time range: [from, to) exactly as Query.
+  EXPECT_EQ(ring(0, 10), 1);
+  EXPECT_EQ(ring(10, 20), 10);
+  EXPECT_EQ(ring(0, 30), 111);
+  EXPECT_EQ(ring(20, 3600), 100);
+  EXPECT_EQ(ring(-3600, 0), 0);
+  EXPECT_EQ(ring(30, 3600), 0);
+  // Selector.
+  EXPECT_EQ(ring(0, 3600, {M("env", L::kEq, "prod")}), 111);
+  EXPECT_EQ(ring(0, 3600, {M("env", L::kEq, "dev")}), 0);
+  EXPECT_EQ(QueryCounters("api", kT0, kT0 + kHour, {M("env", L::kRegex, "d.*")}),
+            (CounterMap{{"truncated_stacks", 1000}}));
+  EXPECT_EQ(QueryCounters("api", kT0, kT0 + kHour, {M("env", L::kEq, "qa")}), CounterMap{});
+  // Service from a matcher alone.
+  ProfileQuery q;
+  q.matchers = {M("service", L::kEq, "api"), M("env", L::kEq, "dev")};
+  q.from_unix_nanos = kT0;
+  q.to_unix_nanos = kT0 + kHour;
+  CounterMap out;
+  ASSERT_TRUE(store_->Counters(q, &out).ok());
+  EXPECT_EQ(out, (CounterMap{{"truncated_stacks", 1000}}));
+  // Mode: like Query, empty means any.
+  EXPECT_EQ(ring(0, 3600, {}, "wall"), 10000);
+  EXPECT_EQ(ring(0, 3600, {}, ""), 10111);
+  EXPECT_EQ(ring(0, 3600, {}, "alloc"), 0);
+  // A bad regex is the caller's error, as in Query.
+  q.matchers = {M("env", L::kRegex, "(")};
+  EXPECT_EQ(store_->Counters(q, &out).code(), Status::kInvalidArgument);
+}
+
+TEST_P(StoreConformanceTest, DuplicateSummaryCountersAreNotCountedTwice) {
+  SummaryRecord r = WithCounters(MakeRecord("a1", 9, "api", {}, kT0, {{"main;hot", 2}}),
+                                 {{"samples_dropped_spool_full", 40},
+                                  {"summaries_dropped_spool_full", 1}});
+  Write(r);
+  Write(r, /*expect_duplicate=*/true);
+  // Same identity, other counters: still the duplicate, nothing added.
+  Write(WithCounters(r, {{"samples_dropped_spool_full", 999}}), true);
+  const CounterMap want = {{"samples_dropped_spool_full", 40},
+                           {"summaries_dropped_spool_full", 1}};
+  EXPECT_EQ(QueryCounters("api", kT0, kT0 + kHour), want);
+  // Durable, and idempotent across a reopen too.
+  Reopen();
+  EXPECT_EQ(QueryCounters("api", kT0, kT0 + kHour), want);
+  Write(r, true);
+  EXPECT_EQ(QueryCounters("api", kT0, kT0 + kHour), want);
+}
+
+TEST_P(StoreConformanceTest, ZeroAndAbsentCountersAndSummariesWithoutSamples) {
+  // No counters at all: nothing to report.
+  Write(MakeRecord("a1", 1, "api", {}, kT0, {{"main;hot", 3}}));
+  EXPECT_EQ(QueryCounters("api", kT0, kT0 + kHour), CounterMap{});
+  EXPECT_EQ(QueryCounters("nosuch", kT0, kT0 + kHour), CounterMap{});
+  // Zero counters add nothing and are not reported.
+  Write(WithCounters(MakeRecord("a1", 2, "api", {}, kT0 + 10 * kSecond, {{"main;hot", 1}}),
+                     {{"samples_dropped_ring_full", 0}, {"unwind_failures", 2}}));
+  EXPECT_EQ(QueryCounters("api", kT0, kT0 + kHour), (CounterMap{{"unwind_failures", 2}}));
+  // A summary whose every sample was lost still reports its losses.
+  Write(WithCounters(MakeRecord("a1", 3, "api", {}, kT0 + 20 * kSecond, {}),
+                     {{"samples_dropped_ring_full", 50}, {"timers_failed", 1}}));
+  EXPECT_EQ(QueryCounters("api", kT0, kT0 + kHour),
+            (CounterMap{{"samples_dropped_ring_full", 50},
+                        {"timers_failed", 1},
+                        {"unwind_failures", 2}}));
+  EXPECT_EQ(QueryCounters("api", kT0 + 20 * kSecond, kT0 + 30 * kSecond),
+            (CounterMap{{"samples_dropped_ring_full", 50}, {"timers_failed", 1}}));
+  EXPECT_EQ(QueryProfile("api", kT0, kT0 + kHour).TotalCount(), 4);
+}
+
+TEST_P(StoreConformanceTest, RetentionDeletesCounters) {
+  Write(WithCounters(MakeRecord("a1", 1, "api", {}, kT0, {{"main;old", 1}}),
+                     {{"samples_dropped_ring_full", 5}}));
+  Write(WithCounters(MakeRecord("a2", 1, "gone", {}, kT0, {{"main;old", 1}}),
+                     {{"samples_dropped_ring_full", 6}}));
+  Write(WithCounters(MakeRecord("a1", 2, "api", {}, kT0 + kHour, {{"main;new", 2}}),
+                     {{"samples_dropped_ring_full", 7}}));
+  ASSERT_TRUE(store_->DeleteBefore(kT0 + kHour / 2).ok());
+  EXPECT_EQ(QueryCounters("api", 0, kT0 + 2 * kHour),
+            (CounterMap{{"samples_dropped_ring_full", 7}}));
+  EXPECT_EQ(QueryCounters("gone", 0, kT0 + 2 * kHour), CounterMap{});
+  // The same (series, bucket) written again after retention starts from 0.
+  Write(WithCounters(MakeRecord("a3", 1, "api", {}, kT0, {{"main;old", 1}}),
+                     {{"samples_dropped_ring_full", 1}}));
+  EXPECT_EQ(QueryCounters("api", 0, kT0 + kHour / 2),
+            (CounterMap{{"samples_dropped_ring_full", 1}}));
+  ASSERT_TRUE(store_->DeleteBefore(kT0 + 2 * kHour).ok());
+  EXPECT_EQ(QueryCounters("api", 0, kT0 + 2 * kHour), CounterMap{});
 }
 
 }  // namespace testing

@@ -66,6 +66,11 @@ class StoreConformanceTest : public ::testing::TestWithParam<StoreEngine> {
   Profile QueryProfile(const std::string& service, int64_t from, int64_t to,
                        const std::vector<LabelMatcher>& matchers = {},
                        const std::string& mode = "");
+  // Store::Counters helper, same arguments as QueryProfile.
+  std::map<std::string, int64_t> QueryCounters(const std::string& service, int64_t from,
+                                               int64_t to,
+                                               const std::vector<LabelMatcher>& matchers = {},
+                                               const std::string& mode = "");
 
   std::string key_;
   std::unique_ptr<Store> store_;

@@ -224,6 +224,67 @@ TEST_F(SqliteStoreTest, NewerSchemaVersionIsRefused) {
   EXPECT_NE(s.message().find("newer"), std::string::npos) << s.ToString();
 }
 
+TEST_F(SqliteStoreTest, CountersStoredPerSeriesBucketAndName) {
+  SummaryRecord r = MakeRecord("a", 1, "api", {}, kT0, {{"main", 1}});
+  r.counters = {{"samples_dropped_ring_full", 2}, {"unwind_failures", 0}};
+  ASSERT_TRUE(store_->Write(r, nullptr).ok());
+  r.sequence = 2;  // same bucket: summed into the same row
+  ASSERT_TRUE(store_->Write(r, nullptr).ok());
+  EXPECT_EQ(Count("SELECT count(*) FROM counters"), 1);  // zero not stored
+  EXPECT_EQ(Count("SELECT value FROM counters"), 4);
+  // A record that fails leaves no counters behind.
+  SummaryRecord bad = MakeRecord("a", 3, "api", {}, kT0, {{"main", 1}});
+  bad.counters = {{"samples_dropped_ring_full", 100}};
+  bad.profile.samples[0].frames.push_back(999);
+  EXPECT_FALSE(store_->Write(bad, nullptr).ok());
+  EXPECT_EQ(Count("SELECT value FROM counters"), 4);
+}
+
+// A database written by schema version 1 (no counters table) opens, keeps
+// every sample, is migrated to the current version and stores counters.
+TEST_F(SqliteStoreTest, Version1DatabaseIsMigrated) {
+  ASSERT_TRUE(store_->Write(MakeRecord("a", 1, "api", {}, kT0, {{"main;old", 7}}), nullptr).ok());
+  store_.reset();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "DROP TABLE counters; UPDATE meta SET value='1' WHERE "
+                         "key='schema_version'",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  EXPECT_EQ(Count("SELECT count(*) FROM sqlite_master WHERE name='counters'"), 0);
+
+  Status s = OpenStore("sqlite:" + path_, &store_);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(Count("SELECT value FROM meta WHERE key='schema_version'"), kSchemaVersion);
+  EXPECT_EQ(kSchemaVersion, 2);
+  ProfileQuery q;
+  q.service = "api";
+  q.from_unix_nanos = kT0;
+  q.to_unix_nanos = kT0 + 3600 * kSecond;
+  Profile p;
+  ASSERT_TRUE(store_->Query(q, &p).ok());
+  EXPECT_EQ(Folded(p), (std::map<std::string, int64_t>{{"main;old", 7}}));
+  std::map<std::string, int64_t> counters;
+  ASSERT_TRUE(store_->Counters(q, &counters).ok());
+  EXPECT_TRUE(counters.empty());
+  // Idempotency rows survived the migration too.
+  bool dup = false;
+  ASSERT_TRUE(store_->Write(MakeRecord("a", 1, "api", {}, kT0, {{"main;old", 7}}), &dup).ok());
+  EXPECT_TRUE(dup);
+  SummaryRecord r = MakeRecord("a", 2, "api", {}, kT0 + 10 * kSecond, {{"main;new", 1}});
+  r.counters = {{"samples_dropped_spool_full", 12}};
+  ASSERT_TRUE(store_->Write(r, &dup).ok());
+  ASSERT_TRUE(store_->Counters(q, &counters).ok());
+  EXPECT_EQ(counters, (std::map<std::string, int64_t>{{"samples_dropped_spool_full", 12}}));
+  // Opening again is a no-op.
+  store_.reset();
+  ASSERT_TRUE(OpenStore("sqlite:" + path_, &store_).ok());
+  ASSERT_TRUE(store_->Counters(q, &counters).ok());
+  EXPECT_EQ(counters.size(), 1u);
+}
+
 }  // namespace
 }  // namespace testing
 }  // namespace collector

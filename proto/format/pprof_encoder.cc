@@ -15,7 +15,7 @@ namespace {
 // Field numbers of google/pprof proto/profile.proto.
 enum ProfileField {
   kSampleType = 1, kSample = 2, kMapping = 3, kLocation = 4, kFunction = 5, kStringTable = 6,
-  kTimeNanos = 9, kDurationNanos = 10, kPeriodType = 11, kPeriod = 12,
+  kTimeNanos = 9, kDurationNanos = 10, kPeriodType = 11, kPeriod = 12, kComment = 13,
 };
 
 // Small protobuf writer for nested messages: each message is built in its
@@ -181,6 +181,11 @@ std::string EncodePprof(const Profile& profile) {
   }
   out.Sub(kPeriodType, ValueType(&st, value_type, "nanoseconds"));
   out.Varint(kPeriod, static_cast<uint64_t>(profile.period_nanos));
+  // comment: repeated int64 string-table indexes (unpacked; parsers accept
+  // both forms). Empty comments are skipped: index 0 would be dropped anyway.
+  for (const std::string& comment : profile.comments) {
+    if (!comment.empty()) out.Varint(kComment, st.Index(comment));
+  }
 
   // The string table last: every index above is final now. Field order on
   // the wire does not matter to protobuf parsers.

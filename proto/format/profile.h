@@ -49,6 +49,10 @@ struct Profile {
   int64_t end_unix_nanos = 0;
   std::vector<Frame> frames;
   std::vector<ProfileSample> samples;
+  // Free-form notes for the reader, written as pprof's Profile.comment (what
+  // `go tool pprof -comments` prints); e.g. the collector's note of samples
+  // the agents lost ("stackstream: samples_dropped_ring_full=12").
+  std::vector<std::string> comments;
 
   int64_t TotalCount() const;
 };

@@ -2,7 +2,8 @@
 // test_pprof_consumers.py (checked by tests/lib/pprof.py and `go tool pprof`).
 //   pprof_fixture_writer OUT.pb.gz
 // Profile: main->work->hot (+ hot_inner inlined into hot) x 70,
-//          main->idle x 30, a truncated main->deep x 5; period 10 ms, cpu.
+//          main->idle x 30, a truncated main->deep x 5; period 10 ms, cpu;
+//          two comments (as the collector writes the agents' drop counters).
 #include <fstream>
 #include <iostream>
 
@@ -31,6 +32,8 @@ int main(int argc, char** argv) {
   b.AddSample({inner, hot, work, main_f}, 70);
   b.AddSample({idle, main_f}, 30);
   b.AddSample({deep, main_f}, 5, /*truncated=*/true);
+  p->comments = {"stackstream: samples_dropped_ring_full=12",
+                 "stackstream: unwind_failures=3"};
   std::ofstream out(argv[1], std::ios::binary);
   out << stackstream::EncodePprofGzip(b.Release());
   return out.good() ? 0 : 1;

@@ -40,6 +40,8 @@ with tempfile.TemporaryDirectory() as tmp:
     check(deep.labels.get("truncated") == "true", "truncated label")
     check(any(m["build_id"] == "abcd" and m["filename"] == "/usr/bin/demo" for m in p.mappings),
           "mapping with build id")
+    comments = ["stackstream: samples_dropped_ring_full=12", "stackstream: unwind_failures=3"]
+    check(p.comments == comments, "comments (field 13) in order: %r" % p.comments)
 
     go = shutil.which("go") or "/usr/lib/go/bin/go"
     env = dict(os.environ, HOME=tmp, GOCACHE=os.path.join(tmp, "gocache"), PPROF_TMPDIR=tmp)
@@ -56,6 +58,11 @@ with tempfile.TemporaryDirectory() as tmp:
     r = subprocess.run([go, "tool", "pprof", "-raw", path], capture_output=True, text=True,
                        env=env, timeout=120)
     check(r.returncode == 0 and "abcd" in r.stdout, "go pprof -raw shows build id")
+    check(all(c in r.stdout for c in comments), "go pprof -raw prints the comments")
+    r = subprocess.run([go, "tool", "pprof", "-comments", path], capture_output=True, text=True,
+                       env=env, timeout=120)
+    check(r.returncode == 0 and r.stdout.split("\n")[:2] == comments,
+          "go pprof -comments prints them: %r" % r.stdout)
 
 print("%d failed" % failures)
 sys.exit(1 if failures else 0)

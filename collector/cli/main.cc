@@ -66,6 +66,19 @@ std::string Basename(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
+// Losses are data: when the agents lost samples in the range (the server's
+// X-Stackstream-Dropped-Samples header), says so in one line after the table.
+// On stderr, like the "no samples" note, so the table on stdout is unchanged
+// for scripts.
+void PrintLossNote(const ApiResponse& resp) {
+  const long long dropped = std::atoll(resp.Header("X-Stackstream-Dropped-Samples").c_str());
+  if (dropped <= 0) return;
+  std::cout.flush();
+  std::fprintf(stderr,
+               "note: %lld sample%s lost by the agents in this range (see /api/v1/counters)\n",
+               dropped, dropped == 1 ? " was" : "s were");
+}
+
 int Top(const ServerFlags& server, const QueryFlags& q, int limit, bool as_json) {
   ApiClient client(server.server, server.token);
   Params params = QueryParamsOf(q);
@@ -85,6 +98,7 @@ int Top(const ServerFlags& server, const QueryFlags& q, int limit, bool as_json)
     if (rows.empty()) {
       std::fprintf(stderr, "stackstream: no samples for service \"%s\" in that range\n",
                    q.service.c_str());
+      PrintLossNote(resp);
       return 0;
     }
     Table table({"SELF%", "TOTAL%", "SELF", "TOTAL", "FUNCTION", "MODULE"},
@@ -100,6 +114,7 @@ int Top(const ServerFlags& server, const QueryFlags& q, int limit, bool as_json)
                     Basename(r.value("module", std::string()))});
     }
     std::cout << table.Render();
+    PrintLossNote(resp);
   } catch (const std::exception& e) {
     return Fail(std::string("unexpected answer from the server: ") + e.what());
   }

@@ -1,6 +1,7 @@
 #include "http/api_handlers.h"
 
 #include <algorithm>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "export/diff.h"
@@ -12,6 +13,7 @@
 #include "http/query_params.h"
 #include "http/selector.h"
 #include "http/time_parse.h"
+#include "stackstream/v1/summary.pb.h"
 
 namespace stackstream {
 namespace collector {
@@ -59,6 +61,32 @@ json RangeJson(const ProfileQuery& q, int64_t total) {
               {"total", total}};
 }
 
+// The agent's drop counters that count lost samples (the others count
+// events: unwind failures, truncated stacks, failed timers, ...). A stack over
+// the per-summary limit is counted once per dropped stack, a lower bound of
+// its samples.
+constexpr const char* kDroppedSampleCounters[] = {
+    "samples_dropped_ring_full", "samples_dropped_spool_full", "stacks_dropped_limit"};
+
+int64_t DroppedSamples(const std::map<std::string, int64_t>& counters) {
+  int64_t total = 0;
+  for (const char* name : kDroppedSampleCounters) {
+    auto it = counters.find(name);
+    if (it != counters.end()) total += it->second;
+  }
+  return total;
+}
+
+// One pprof comment per non-zero counter, e.g.
+// "stackstream: samples_dropped_ring_full=12" (`go tool pprof -comments`).
+std::vector<std::string> CounterComments(const std::map<std::string, int64_t>& counters) {
+  std::vector<std::string> out;
+  for (const auto& [name, value] : counters) {
+    if (value != 0) out.push_back("stackstream: " + name + "=" + std::to_string(value));
+  }
+  return out;
+}
+
 }  // namespace
 
 HttpReply ApiHandlers::Services(const QueryParams& params) {
@@ -97,12 +125,19 @@ HttpReply ApiHandlers::Profile(const QueryParams& params, int64_t now_unix_nanos
   stackstream::Profile profile;
   s = store_->Query(query, &profile);
   if (!s.ok()) return StatusReply(s);
+  std::map<std::string, int64_t> counters;
+  s = store_->Counters(query, &counters);
+  if (!s.ok()) return StatusReply(s);
   if (profile.start_unix_nanos == 0) profile.start_unix_nanos = query.from_unix_nanos;
   if (profile.end_unix_nanos == 0) profile.end_unix_nanos = query.to_unix_nanos;
 
   HttpReply reply;
+  // Losses are data: every format says how many samples the agents lost.
+  reply.headers.emplace_back("X-Stackstream-Dropped-Samples",
+                             std::to_string(DroppedSamples(counters)));
   const std::string base_name = SafeFileName(query.service + "." + profile.mode);
   if (format == "pprof") {
+    profile.comments = CounterComments(counters);
     reply.content_type = "application/octet-stream";
     reply.body = EncodePprofGzip(profile);
     reply.headers.emplace_back("Content-Disposition",
@@ -131,6 +166,9 @@ HttpReply ApiHandlers::Top(const QueryParams& params, int64_t now_unix_nanos) {
   stackstream::Profile profile;
   s = store_->Query(query, &profile);
   if (!s.ok()) return StatusReply(s);
+  std::map<std::string, int64_t> counters;
+  s = store_->Counters(query, &counters);
+  if (!s.ok()) return StatusReply(s);
   json rows = json::array();
   for (const exporter::TopRow& r : exporter::Top(profile, static_cast<size_t>(limit))) {
     rows.push_back(RowJson(r));
@@ -139,7 +177,33 @@ HttpReply ApiHandlers::Top(const QueryParams& params, int64_t now_unix_nanos) {
   // Metadata for clients that want it without changing the row list.
   reply.headers.emplace_back("X-Stackstream-Total-Samples", std::to_string(profile.TotalCount()));
   reply.headers.emplace_back("X-Stackstream-Period-Nanos", std::to_string(profile.period_nanos));
+  reply.headers.emplace_back("X-Stackstream-Dropped-Samples",
+                             std::to_string(DroppedSamples(counters)));
   return reply;
+}
+
+HttpReply ApiHandlers::Counters(const QueryParams& params, int64_t now_unix_nanos) {
+  ProfileQuery query;
+  Status s = ParseProfileQuery(params, now_unix_nanos, QueryParamNames(), &query);
+  if (!s.ok()) return StatusReply(s);
+  std::map<std::string, int64_t> counters;
+  s = store_->Counters(query, &counters);
+  if (!s.ok()) return StatusReply(s);
+  // Samples stored in the same range: one point over the whole range.
+  std::vector<SeriesPoint> points;
+  s = store_->Series(query, std::numeric_limits<int64_t>::max(), "", &points);
+  if (!s.ok()) return StatusReply(s);
+  int64_t samples = 0;
+  for (const SeriesPoint& p : points) samples += p.total;
+
+  // Every counter the agent defines, 0 when nothing was lost, so clients
+  // and dashboards see stable keys; then any other name a store holds.
+  json out = json::object();
+  const google::protobuf::Descriptor* d = v1::Counters::descriptor();
+  for (int i = 0; i < d->field_count(); ++i) out[d->field(i)->name()] = 0;
+  for (const auto& [name, value] : counters) out[name] = value;
+  out["samples"] = samples;
+  return JsonReply(out);
 }
 
 HttpReply ApiHandlers::Diff(const QueryParams& params, int64_t now_unix_nanos) {

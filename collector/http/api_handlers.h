@@ -1,6 +1,6 @@
-// ApiHandlers: the /api/v1 endpoints (services, profile, top, diff, series)
-// as functions from query parameters to an HttpReply, over a Store. They
-// never throw for bad input (errors come back as 4xx replies naming the
+// ApiHandlers: the /api/v1 endpoints (services, profile, top, counters, diff,
+// series) as functions from query parameters to an HttpReply, over a Store.
+// They never throw for bad input (errors come back as 4xx replies naming the
 // parameter). Thread-safe: holds only the Store pointer, and Store is
 // thread-safe.
 #pragma once
@@ -23,8 +23,16 @@ class ApiHandlers {
   HttpReply Services(const QueryParams& params);
   // GET /api/v1/profile?service&from&to&selector&mode&format=pprof|folded|speedscope|flamegraph
   HttpReply Profile(const QueryParams& params, int64_t now_unix_nanos);
+  // Both also answer X-Stackstream-Dropped-Samples: samples the agents lost
+  // in the range (ring full + spool full + stacks over the summary limit);
+  // a pprof profile carries each non-zero drop counter as a comment.
   // GET /api/v1/top?...&limit=N: [{"function","module","self","total","self_pct","total_pct"}]
   HttpReply Top(const QueryParams& params, int64_t now_unix_nanos);
+  // GET /api/v1/counters?service&from&to&selector&mode: the agents' drop
+  // counters summed over the range, {"samples_dropped_ring_full": N, ...,
+  // "samples": total samples stored in the range}. Every counter of
+  // stackstream.v1.Counters is present (0 when nothing was lost).
+  HttpReply Counters(const QueryParams& params, int64_t now_unix_nanos);
   // GET /api/v1/diff?...&base_from&base_to&base_selector&limit=N
   HttpReply Diff(const QueryParams& params, int64_t now_unix_nanos);
   // GET /api/v1/series?...&function=F&step=D

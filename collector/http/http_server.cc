@@ -168,6 +168,9 @@ void HttpServer::Impl::Route() {
   s.Get("/api/v1/top", [this](const httplib::Request& req, httplib::Response& res) {
     Serve("top", res, [&] { return api.Top(req.params, NowUnixNanos()); });
   });
+  s.Get("/api/v1/counters", [this](const httplib::Request& req, httplib::Response& res) {
+    Serve("counters", res, [&] { return api.Counters(req.params, NowUnixNanos()); });
+  });
   s.Get("/api/v1/diff", [this](const httplib::Request& req, httplib::Response& res) {
     Serve("diff", res, [&] { return api.Diff(req.params, NowUnixNanos()); });
   });

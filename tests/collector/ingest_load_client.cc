@@ -8,6 +8,9 @@
 // summary j starts at --start-unix-s + j seconds. On a stream error an agent
 // stops (no retry) and reports the error.
 //
+// --counters name=value,... sets those drop counters (fields of
+// stackstream.v1.Counters) in every summary (used by test_counters.py).
+//
 // Progress: "acked <total>" lines on stderr every --progress acks.
 #include <grpcpp/grpcpp.h>
 
@@ -16,6 +19,7 @@
 #include <chrono>
 #include <cstdio>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -58,6 +62,32 @@ std::string JsonList(const std::vector<uint64_t>& v) {
   return out + "]";
 }
 
+// Parses "name=value,..." into "*counters"; false (and a message on
+// stderr) on an unknown name or a bad value.
+bool ParseCounters(const std::string& text, stackstream::v1::Counters* counters) {
+  const google::protobuf::Descriptor* d = counters->GetDescriptor();
+  const google::protobuf::Reflection* r = counters->GetReflection();
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (item.empty()) continue;
+    size_t eq = item.find('=');
+    const google::protobuf::FieldDescriptor* f =
+        eq == std::string::npos ? nullptr : d->FindFieldByName(item.substr(0, eq));
+    if (f == nullptr || f->cpp_type() != google::protobuf::FieldDescriptor::CPPTYPE_INT64) {
+      fprintf(stderr, "--counters: unknown counter in \"%s\"\n", item.c_str());
+      return false;
+    }
+    try {
+      r->SetInt64(counters, f, std::stoll(item.substr(eq + 1)));
+    } catch (const std::exception&) {
+      fprintf(stderr, "--counters: bad value in \"%s\"\n", item.c_str());
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -65,6 +95,7 @@ int main(int argc, char** argv) {
   std::string target, token, run_id = "load", service = "load";
   int agents = 4, summaries = 100, stacks = 4, progress = 50;
   int64_t start_unix_s = 1700000000;
+  std::string counters_text;
   app.add_option("--target", target, "collector gRPC host:port")->required();
   app.add_option("--agents", agents);
   app.add_option("--summaries", summaries, "per agent");
@@ -74,7 +105,10 @@ int main(int argc, char** argv) {
   app.add_option("--token", token);
   app.add_option("--start-unix-s", start_unix_s);
   app.add_option("--progress", progress);
+  app.add_option("--counters", counters_text, "drop counters of every summary: name=value,...");
   CLI11_PARSE(app, argc, argv);
+  stackstream::v1::Counters counters;
+  if (!ParseCounters(counters_text, &counters)) return 2;
 
   std::atomic<int64_t> total_acked{0};
   std::mutex progress_mu;
@@ -117,6 +151,7 @@ int main(int argc, char** argv) {
         req.set_sequence(seq);
         *req.mutable_summary() = stackstream::collector::testing::MakeSummary(
             res.instance, service, (start_unix_s + seq) * 1000000000LL, folded, 1000 + a);
+        *req.mutable_summary()->mutable_counters() = counters;
         if (!stream->Write(req)) break;
       }
       stream->WritesDone();

@@ -5,23 +5,70 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "pipeline/sender.h"
 #include "sampling/sampler.h"
 #include "stackstream/agent.h"
 
 #define STACKSTREAM_EXPORT __attribute__((visibility("default")))
 
+namespace stackstream {
+namespace agent {
+// Defined with the fork code in sampling/sampler.cc: marks the calling
+// thread so that threads it creates are registered as agent threads.
+bool SetCreatingAgentThreads(bool on);
+}  // namespace agent
+}  // namespace stackstream
+
 namespace {
 
 using stackstream::agent::ShutdownAgent;
+namespace pipeline = stackstream::agent::pipeline;
 
 void AtExit() { ShutdownAgent(); }
+
+// gRPC's fork handling (pipeline::GrpcFork*: gate the sender out of gRPC,
+// note whether it was in, run gRPC's own fork handlers). Registered after
+// the sampler's handlers, so this prepare runs first and the parent/child
+// handlers last (the child's new sampler exists when gRPC restarts its
+// threads). The threads gRPC restarts on the forking thread are marked as
+// agent threads.
+thread_local bool t_was_creating_agent_threads = false;
+
+void GrpcGuardPrepare() {
+  t_was_creating_agent_threads = stackstream::agent::SetCreatingAgentThreads(true);
+  pipeline::GrpcForkPrepare();
+}
+
+void GrpcGuardParent() {
+  pipeline::GrpcForkParent();
+  stackstream::agent::SetCreatingAgentThreads(t_was_creating_agent_threads);
+}
+
+void GrpcGuardChild() {
+  pipeline::GrpcForkChild();
+  stackstream::agent::SetCreatingAgentThreads(t_was_creating_agent_threads);
+}
 
 __attribute__((constructor)) void StackstreamConstructor() {
   // Resolve the real functions before any thread can need them.
   stackstream::agent::RealPthreadCreate();
+  // Registered before the gRPC handlers below: see GrpcGuardPrepare.
   pthread_atfork(&stackstream::agent::AgentForkPrepare, &stackstream::agent::AgentForkParent,
                  &stackstream::agent::AgentForkChild);
+  // gRPC fork support, so that children forked after the parent streamed can
+  // stream too. The variable is set while single-threaded (setenv may move
+  // the environment), gRPC is initialized once the sampler exists (its
+  // threads become agent threads), and the variable is removed again.
+  pipeline::PrepareGrpcForkSupport();
   stackstream::agent::StartAgent();
+  if (stackstream::agent::CurrentSampler() != nullptr) {
+    bool was = stackstream::agent::SetCreatingAgentThreads(true);
+    bool fork_support = pipeline::InitGrpcForkSupport(true);
+    stackstream::agent::SetCreatingAgentThreads(was);
+    if (fork_support) pthread_atfork(&GrpcGuardPrepare, &GrpcGuardParent, &GrpcGuardChild);
+  } else {
+    pipeline::InitGrpcForkSupport(false);  // agent off: only removes the variable
+  }
   atexit(&AtExit);
 }
 

@@ -1,6 +1,9 @@
 #include "pipeline/sender.h"
 
+#include <ctype.h>
+#include <grpc/grpc.h>
 #include <grpcpp/grpcpp.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,17 +21,78 @@
 #include "pipeline/spool.h"
 #include "stackstream/v1/ingest.grpc.pb.h"
 
+// gRPC's fork handlers (src/core/lib/iomgr/fork_posix.h, exported by
+// libgrpc but not in its public headers; grpcio for Python calls them the
+// same way). Debian's libgrpc 1.51 is built without
+// GRPC_POSIX_FORK_ALLOW_PTHREAD_ATFORK, so grpc_init() never registers them
+// itself, even with fork support on: the agent calls them (GrpcFork* below).
+void grpc_prefork();
+void grpc_postfork_parent();
+void grpc_postfork_child();
+
 namespace stackstream {
 namespace agent {
 namespace pipeline {
 namespace {
 
-// The pid of the process that first initialized gRPC (0: none yet). A forked
-// child inherits it: gRPC 1.51 without fork support shares its epoll set and
-// internal state with the parent, so a child whose parent already used gRPC
-// must not use it at all (events for the child's sockets could be delivered to
-// the parent's pollers). Such a child keeps its offline file only.
+// ---- fork() and gRPC ----
+//
+// gRPC 1.51 supports fork() only when GRPC_ENABLE_FORK_SUPPORT is set at its
+// first grpc_init() (it then tracks its fds and ExecCtxs), and only if
+// grpc_prefork / grpc_postfork_parent / grpc_postfork_child run around
+// fork(): they stop its internal threads before, and in the child close the
+// parent's sockets, make a new poller and restart the threads. grpc_prefork
+// skips all of that ("Other threads are currently calling into gRPC") when
+// any thread is inside a gRPC call at that moment; the child's gRPC is then
+// unusable (its poller is the parent's epoll set, its threads are dead).
+//
+// So (a) the agent's constructor calls grpc_init() once with the variable
+// set (and never grpc_shutdown), (b) the sender uses gRPC only inside a
+// GrpcUse scope and holds no call open between batches, and (c) the agent's
+// atfork handlers (GrpcFork* below) close the gate for new scopes, record
+// whether one was open, and call gRPC's handlers. The child may use gRPC
+// (with new channels; the parent's objects are leaked, never touched) only
+// if none was open and the parent itself could.
+
+// The pid of the process whose gRPC state the agent uses (0: none used yet).
+// A forked child inherits the parent's pid here; it becomes the child's own
+// pid after a clean fork (GrpcForkChildEarly).
 std::atomic<pid_t> g_grpc_pid{0};
+// gRPC's fork handlers are registered (our grpc_init with fork support).
+std::atomic<bool> g_fork_support{false};
+// Set by GrpcForkPrepare: no gRPC use was in flight (and gRPC was usable).
+std::atomic<bool> g_last_fork_clean{false};
+// Sender threads inside a GrpcUse scope, and the gate closed during fork().
+std::atomic<int> g_grpc_uses{0};
+std::atomic<bool> g_forking{false};
+// Set by InitGrpcForkSupport: GRPC_ENABLE_FORK_SUPPORT was set by us.
+bool g_env_set_by_agent = false;
+
+constexpr char kForkEnv[] = "GRPC_ENABLE_FORK_SUPPORT";
+
+bool GrpcUsableHere() {
+  pid_t pid = g_grpc_pid.load();
+  return pid == 0 || pid == getpid();
+}
+
+// Marks the calling sender thread as using gRPC (any API call, including
+// creating or destroying channels, stubs and contexts). Waits (sender thread
+// only, never the host) while a fork() is being prepared. seq_cst on both
+// sides: either the prepare handler sees the count, or this sees the gate.
+class GrpcUse {
+ public:
+  GrpcUse() {
+    while (true) {
+      g_grpc_uses.fetch_add(1);
+      if (!g_forking.load()) return;
+      g_grpc_uses.fetch_sub(1);
+      usleep(1000);
+    }
+  }
+  ~GrpcUse() { g_grpc_uses.fetch_sub(1); }
+  GrpcUse(const GrpcUse&) = delete;
+  GrpcUse& operator=(const GrpcUse&) = delete;
+};
 
 int64_t MonotonicNs() {
   timespec ts;
@@ -96,8 +160,7 @@ std::shared_ptr<grpc::Channel> ChannelFor(State* st, size_t index) {
     st->channels.assign(st->options.collectors.size(), nullptr);
   }
   if (st->channels[index] == nullptr) {
-    pid_t expected = 0;
-    g_grpc_pid.compare_exchange_strong(expected, getpid());
+    g_grpc_pid.store(getpid());
     auto creds = Credentials(st);
     if (creds == nullptr) return nullptr;
     grpc::ChannelArguments args;
@@ -117,9 +180,19 @@ std::shared_ptr<grpc::Channel> ChannelFor(State* st, size_t index) {
 
 enum class SessionEnd { kOk, kError, kRejected };
 
-// One stream to the current target: (re)sends every spooled summary, reads
-// acks on a helper thread, returns when the stream ends or when stopping.
+// One stream to the current target for one batch: (re)sends every spooled
+// summary, reads acks on a helper thread, and ends the stream (WritesDone)
+// once everything sent is acknowledged, so that no gRPC call stays open
+// between flushes (a fork() then finds gRPC idle). Also returns when the
+// stream fails or when stopping. The channel is kept for the next batch.
+SessionEnd RunSessionLocked(State* st);
+
 SessionEnd RunSession(State* st) {
+  GrpcUse use;  // covers the stub, context and stream destructors too
+  return RunSessionLocked(st);
+}
+
+SessionEnd RunSessionLocked(State* st) {
   const std::string& target = st->options.collectors[st->target];
   std::shared_ptr<grpc::Channel> channel = ChannelFor(st, st->target);
   if (channel == nullptr) return SessionEnd::kError;
@@ -177,9 +250,13 @@ SessionEnd RunSession(State* st) {
         }
         bool pending = !st->spool.empty() && st->spool.entries().back().sequence > last_sent;
         if (pending) break;
-        // Sent but unacknowledged for too long: the stream is stuck.
         bool waiting = !st->spool.empty() && st->spool.entries().front().sequence <= last_sent;
-        if (waiting &&
+        if (!waiting) {  // the batch is acknowledged: end this stream
+          graceful = true;
+          break;
+        }
+        // Sent but unacknowledged for too long: the stream is stuck.
+        if (
             MonotonicNs() - last_ack_ns > st->options.ack_timeout_ms * 1000000LL) {
           Log(st, "ack_timeout", spdlog::level::warn,
               "collector " + target + " did not acknowledge in time; reconnecting");
@@ -218,6 +295,15 @@ SessionEnd RunSession(State* st) {
   }
   if (graceful) {
     stream->WritesDone();
+    // The collector ends the stream when it has read the half-close; one
+    // that does not is cut off after the ack timeout (or at the deadline).
+    std::unique_lock<std::mutex> lock(st->mu);
+    int64_t limit = MonotonicNs() + st->options.ack_timeout_ms * 1000000LL;
+    while (!reader_done && MonotonicNs() < limit &&
+           !(st->stop && MonotonicNs() >= st->deadline_ns)) {
+      st->cv.wait_for(lock, std::chrono::milliseconds(50));
+    }
+    if (!reader_done) ctx.TryCancel();
   } else if (cancel) {
     ctx.TryCancel();
   }
@@ -287,7 +373,10 @@ void Run(std::shared_ptr<State> st) {
       ++st->stats.failed_sessions;
       // A fresh channel next time: the old one may sit in gRPC's own
       // reconnect backoff (which can exceed ours) after the collector is back.
-      if (st->target < st->channels.size()) st->channels[st->target] = nullptr;
+      if (st->target < st->channels.size()) {
+        GrpcUse use;  // the channel's destructor calls into gRPC
+        st->channels[st->target] = nullptr;
+      }
       if (!st->options.collectors.empty()) {
         st->target = (st->target + 1) % st->options.collectors.size();
       }
@@ -306,6 +395,10 @@ void Run(std::shared_ptr<State> st) {
   } catch (...) {
     Log(st.get(), "exception", spdlog::level::err, "sender stopped");
   }
+  {
+    GrpcUse use;  // channel destructors call into gRPC
+    st->channels.clear();
+  }
   std::lock_guard<std::mutex> lock(st->mu);
   st->done = true;
   st->cv.notify_all();
@@ -314,13 +407,13 @@ void Run(std::shared_ptr<State> st) {
 class GrpcSender : public Sender {
  public:
   explicit GrpcSender(const Options& options) : state_(std::make_shared<State>(options)) {
-    pid_t grpc_pid = g_grpc_pid.load();
-    if (grpc_pid != 0 && grpc_pid != getpid()) {
+    if (!GrpcUsableHere()) {
       disabled_ = true;
       LogOnce("sender.forked_child", spdlog::level::info,
-              "forked child: gRPC was already in use by the parent process (pid {}), so this "
-              "process does not stream to the collector (STACKSTREAM_OUTPUT still works)",
-              grpc_pid);
+              "forked child: the parent process (pid {}) was using gRPC when it forked{}, so "
+              "this process does not stream to the collector (STACKSTREAM_OUTPUT still works)",
+              g_grpc_pid.load(),
+              g_fork_support.load() ? "" : " and gRPC fork support is off");
     }
     if (!options.collectors.empty()) {
       state_->target = std::hash<std::string>()(options.agent_instance_id) %
@@ -432,6 +525,63 @@ Sender::Options Sender::OptionsFromConfig(const Config& config) {
 std::unique_ptr<Sender> Sender::Create(const Options& options) {
   return std::make_unique<GrpcSender>(options);
 }
+
+void PrepareGrpcForkSupport() {
+  if (getenv(kForkEnv) != nullptr) return;  // the user's choice stands
+  g_env_set_by_agent = setenv(kForkEnv, "1", 1) == 0;
+}
+
+bool InitGrpcForkSupport(bool agent_running) {
+  const char* v = getenv(kForkEnv);
+  std::string value = v != nullptr ? v : "";
+  for (char& c : value) c = static_cast<char>(tolower(c));
+  bool enable = value == "1" || value == "true";
+  // Someone initialized gRPC before us: its fork support is unknown, so the
+  // agent behaves as without it.
+  if (agent_running && enable && !grpc_is_initialized()) {
+    grpc_init();  // the agent's reference, kept until the process ends
+    g_fork_support.store(true);
+  }
+  if (g_env_set_by_agent) {
+    // No trace in the host's environment (or its exec'd programs').
+    unsetenv(kForkEnv);
+    g_env_set_by_agent = false;
+  }
+  return g_fork_support.load();
+}
+
+void GrpcForkPrepare() {
+  // Close the gate first, then look: a sender thread that got in before is
+  // counted; one that comes later waits until the fork is over.
+  g_forking.store(true);
+  bool idle = g_grpc_uses.load() == 0;
+  g_last_fork_clean.store(g_fork_support.load() && GrpcUsableHere() && idle);
+  // Stops gRPC's threads (or skips itself if a call is in flight).
+  if (g_fork_support.load()) grpc_prefork();
+}
+
+void GrpcForkParent() {
+  if (g_fork_support.load()) grpc_postfork_parent();
+  g_forking.store(false);
+}
+
+void GrpcForkChild() {
+  // New poller (the parent's sockets closed), threads restarted; a no-op if
+  // grpc_prefork skipped itself.
+  if (g_fork_support.load()) grpc_postfork_child();
+}
+
+void GrpcForkChildEarly() {
+  // No sender thread exists here: nothing is in flight, nothing waits.
+  g_grpc_uses.store(0);
+  g_forking.store(false);
+  // After a clean fork, gRPC's child handler resets its poller and threads:
+  // gRPC is this process's own. Otherwise leave the parent's pid, so that
+  // the new sender stays off.
+  if (g_grpc_pid.load() != 0 && g_last_fork_clean.load()) g_grpc_pid.store(getpid());
+}
+
+int GrpcUsesInFlight() { return g_grpc_uses.load(); }
 
 }  // namespace pipeline
 }  // namespace agent

@@ -15,11 +15,16 @@
 //   set; TLS with the given CA file, else an insecure channel.
 // - Nothing touches gRPC before the first summary is enqueued: the thread and
 //   the channel are created lazily, on the sender thread.
-// - fork(): a child whose parent had already initialized gRPC does not use
-//   gRPC at all (gRPC 1.51 without fork support shares its epoll set and
-//   internal state with the parent); its Enqueue drops summaries (its offline
-//   file still gets them). A child forked before the parent's first send
-//   streams normally with its own channel.
+// - One stream per batch: it ends (WritesDone/Finish) once every summary
+//   sent on it is acknowledged; the channel is kept. Between batches no gRPC
+//   call is in flight, which is what gRPC's fork handlers need.
+// - fork(): gRPC's fork support is turned on by the agent's constructor
+//   (InitGrpcForkSupport below). A child forked while the sender was not
+//   inside gRPC streams with a new channel of its own (the parent's gRPC
+//   objects are leaked there, never touched). A child forked while a batch
+//   was in flight, or without fork support, does not use gRPC at all; its
+//   Enqueue drops summaries (its offline file still gets them), one info
+//   line says so.
 //
 // Thread-safety: Enqueue, TakeDropCounters, stats are thread-safe. Shutdown
 // is called once, by the thread that owns the Sender.
@@ -83,6 +88,29 @@ class Sender {
 
   virtual SenderStats stats() const = 0;
 };
+
+// ---- fork() support for the agent's gRPC (see sender.cc) ----
+// Agent constructor, in this order:
+//   pthread_atfork(<sampler's handlers>);
+//   PrepareGrpcForkSupport();   // sets GRPC_ENABLE_FORK_SUPPORT=1 unless set
+//   <start the agent>;
+//   InitGrpcForkSupport(true);  // grpc_init() once; unsets what we set
+//   pthread_atfork(GrpcForkPrepare, GrpcForkParent, GrpcForkChild);
+// so that GrpcForkPrepare runs before the sampler's prepare and
+// GrpcForkChild after the sampler's child handler (which starts the child's
+// new sampler and first calls GrpcForkChildEarly, before the child's new
+// pipeline can exist). GrpcFork{Prepare,Parent,Child} call gRPC's own fork
+// handlers.
+void PrepareGrpcForkSupport();
+// Returns true if gRPC's fork support is on (its handlers registered).
+// With "agent_running" false (agent off) it only removes the variable.
+bool InitGrpcForkSupport(bool agent_running);
+void GrpcForkPrepare();
+void GrpcForkParent();
+void GrpcForkChild();
+void GrpcForkChildEarly();
+// Sender threads of this process inside gRPC now (for tests).
+int GrpcUsesInFlight();
 
 }  // namespace pipeline
 }  // namespace agent

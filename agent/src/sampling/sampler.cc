@@ -29,6 +29,12 @@
 namespace stackstream {
 namespace agent {
 
+namespace pipeline {
+// Declared in pipeline/sender.h (not included here: it needs the generated
+// protobuf headers, which this library does not see).
+void GrpcForkChildEarly();
+}  // namespace pipeline
+
 namespace {
 
 constexpr int64_t kDrainIntervalMs = 20;
@@ -633,6 +639,8 @@ void AgentForkParent() {
 }
 
 void AgentForkChild() {
+  // Before the child's new pipeline (and sender) can exist: may it use gRPC?
+  pipeline::GrpcForkChildEarly();
   ResetAgentLogAfterFork();
   Sampler* old = CurrentSampler();
   if (old == nullptr) return;  // disabled or failed in the parent: stay so
@@ -642,6 +650,16 @@ void AgentForkChild() {
   g_sampler.store(nullptr, std::memory_order_release);
   if (g_shutdown_done.load()) return;  // forked during exit
   StartWithConfig(ReadConfigFromEnv(static_cast<int>(getpid())));
+}
+
+// gRPC starts its threads on whichever thread calls grpc_init() or forks
+// (its fork handlers restart them): agent_main.cc marks that thread around
+// those calls so that they are registered as agent threads, not sampled as
+// the host's. Returns the previous mark. (Declared in agent_main.cc.)
+bool SetCreatingAgentThreads(bool on) {
+  bool old = t_agent_thread;
+  t_agent_thread = on;
+  return old;
 }
 
 ThreadStartWrap WrapThreadStart(void* (*start)(void*), void* arg) {

@@ -5,7 +5,7 @@
 #
 #   tests/bench/run.sh [--quick] [--build-dir DIR] [--output FILE] [--only SECTIONS]
 #
-#   (default)   full mode, ~10-20 minutes; writes BENCHMARKS.md at the repo root
+#   (default)   full mode, ~20-25 minutes on 2 cores; writes BENCHMARKS.md at the repo root
 #   --quick     every measurement briefly (< 3 minutes); writes
 #               DIR/bench/BENCHMARKS.quick.md; exits non-zero only if a figure
 #               could not be produced (never because a goal was missed)

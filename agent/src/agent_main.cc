@@ -56,18 +56,11 @@ __attribute__((constructor)) void StackstreamConstructor() {
   pthread_atfork(&stackstream::agent::AgentForkPrepare, &stackstream::agent::AgentForkParent,
                  &stackstream::agent::AgentForkChild);
   // gRPC fork support, so that children forked after the parent streamed can
-  // stream too. The variable is set while single-threaded (setenv may move
-  // the environment), gRPC is initialized once the sampler exists (its
-  // threads become agent threads), and the variable is removed again.
-  pipeline::PrepareGrpcForkSupport();
+  // stream too. gRPC itself is initialized lazily by the sender's first send
+  // (its threads are then agent threads, created from the sender thread).
   stackstream::agent::StartAgent();
-  if (stackstream::agent::CurrentSampler() != nullptr) {
-    bool was = stackstream::agent::SetCreatingAgentThreads(true);
-    bool fork_support = pipeline::InitGrpcForkSupport(true);
-    stackstream::agent::SetCreatingAgentThreads(was);
-    if (fork_support) pthread_atfork(&GrpcGuardPrepare, &GrpcGuardParent, &GrpcGuardChild);
-  } else {
-    pipeline::InitGrpcForkSupport(false);  // agent off: only removes the variable
+  if (stackstream::agent::CurrentSampler() != nullptr && pipeline::InitGrpcForkSupport()) {
+    pthread_atfork(&GrpcGuardPrepare, &GrpcGuardParent, &GrpcGuardChild);
   }
   atexit(&AtExit);
 }

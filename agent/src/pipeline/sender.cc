@@ -29,6 +29,14 @@
 void grpc_prefork();
 void grpc_postfork_parent();
 void grpc_postfork_child();
+// gRPC's switch for its fork support (libgpr, exported): the programmatic
+// form of GRPC_ENABLE_FORK_SUPPORT, read by the first grpc_init().
+namespace grpc_core {
+class Fork {
+ public:
+  static void Enable(bool enable);
+};
+}  // namespace grpc_core
 
 namespace stackstream {
 namespace agent {
@@ -46,8 +54,10 @@ namespace {
 // any thread is inside a gRPC call at that moment; the child's gRPC is then
 // unusable (its poller is the parent's epoll set, its threads are dead).
 //
-// So (a) the agent's constructor calls grpc_init() once with the variable
-// set (and never grpc_shutdown), (b) the sender uses gRPC only inside a
+// So (a) the sender's first use of gRPC turns fork support on
+// (grpc_core::Fork::Enable, no environment change) and calls grpc_init()
+// once (never grpc_shutdown); before that gRPC is not initialized and a
+// fork() costs the host nothing extra; (b) the sender uses gRPC only inside a
 // GrpcUse scope and holds no call open between batches, and (c) the agent's
 // atfork handlers (GrpcFork* below) close the gate for new scopes, record
 // whether one was open, and call gRPC's handlers. The child may use gRPC
@@ -58,16 +68,19 @@ namespace {
 // A forked child inherits the parent's pid here; it becomes the child's own
 // pid after a clean fork (GrpcForkChildEarly).
 std::atomic<pid_t> g_grpc_pid{0};
-// gRPC's fork handlers are registered (our grpc_init with fork support).
+// gRPC's fork support is wanted (GRPC_ENABLE_FORK_SUPPORT not 0/false) and
+// the agent's handlers are registered; set by InitGrpcForkSupport.
+std::atomic<bool> g_fork_support_wanted{false};
+// gRPC is initialized by the agent with fork support on: its fork handlers
+// must run around fork().
 std::atomic<bool> g_fork_support{false};
+// The agent's one-time grpc_init() happened (inherited by a forked child).
+std::atomic<bool> g_grpc_init_done{false};
 // Set by GrpcForkPrepare: no gRPC use was in flight (and gRPC was usable).
 std::atomic<bool> g_last_fork_clean{false};
 // Sender threads inside a GrpcUse scope, and the gate closed during fork().
 std::atomic<int> g_grpc_uses{0};
 std::atomic<bool> g_forking{false};
-// Set by InitGrpcForkSupport: GRPC_ENABLE_FORK_SUPPORT was set by us.
-bool g_env_set_by_agent = false;
-
 constexpr char kForkEnv[] = "GRPC_ENABLE_FORK_SUPPORT";
 
 bool GrpcUsableHere() {
@@ -93,6 +106,21 @@ class GrpcUse {
   GrpcUse(const GrpcUse&) = delete;
   GrpcUse& operator=(const GrpcUse&) = delete;
 };
+
+// The agent's first use of gRPC in this process (sender thread, inside a
+// GrpcUse scope). g_grpc_pid is set first: a child forked during the
+// initialization then knows the gRPC state is its parent's and stays off.
+void EnsureGrpcInit() {
+  g_grpc_pid.store(getpid());
+  if (g_grpc_init_done.exchange(true)) return;
+  // A host that initialized gRPC itself keeps its settings; the agent then
+  // runs without fork support (children forked later do not stream).
+  if (g_fork_support_wanted.load() && !grpc_is_initialized()) {
+    grpc_core::Fork::Enable(true);
+    grpc_init();  // the agent's reference, kept until the process ends
+    g_fork_support.store(true);
+  }
+}
 
 int64_t MonotonicNs() {
   timespec ts;
@@ -160,7 +188,7 @@ std::shared_ptr<grpc::Channel> ChannelFor(State* st, size_t index) {
     st->channels.assign(st->options.collectors.size(), nullptr);
   }
   if (st->channels[index] == nullptr) {
-    g_grpc_pid.store(getpid());
+    EnsureGrpcInit();
     auto creds = Credentials(st);
     if (creds == nullptr) return nullptr;
     grpc::ChannelArguments args;
@@ -526,28 +554,13 @@ std::unique_ptr<Sender> Sender::Create(const Options& options) {
   return std::make_unique<GrpcSender>(options);
 }
 
-void PrepareGrpcForkSupport() {
-  if (getenv(kForkEnv) != nullptr) return;  // the user's choice stands
-  g_env_set_by_agent = setenv(kForkEnv, "1", 1) == 0;
-}
-
-bool InitGrpcForkSupport(bool agent_running) {
+bool InitGrpcForkSupport() {
   const char* v = getenv(kForkEnv);
   std::string value = v != nullptr ? v : "";
   for (char& c : value) c = static_cast<char>(tolower(c));
-  bool enable = value == "1" || value == "true";
-  // Someone initialized gRPC before us: its fork support is unknown, so the
-  // agent behaves as without it.
-  if (agent_running && enable && !grpc_is_initialized()) {
-    grpc_init();  // the agent's reference, kept until the process ends
-    g_fork_support.store(true);
-  }
-  if (g_env_set_by_agent) {
-    // No trace in the host's environment (or its exec'd programs').
-    unsetenv(kForkEnv);
-    g_env_set_by_agent = false;
-  }
-  return g_fork_support.load();
+  // On unless the user turned it off explicitly.
+  g_fork_support_wanted.store(value != "0" && value != "false");
+  return g_fork_support_wanted.load();
 }
 
 void GrpcForkPrepare() {

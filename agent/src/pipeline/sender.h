@@ -18,8 +18,8 @@
 // - One stream per batch: it ends (WritesDone/Finish) once every summary
 //   sent on it is acknowledged; the channel is kept. Between batches no gRPC
 //   call is in flight, which is what gRPC's fork handlers need.
-// - fork(): gRPC's fork support is turned on by the agent's constructor
-//   (InitGrpcForkSupport below). A child forked while the sender was not
+// - fork(): gRPC's fork support is turned on when the sender first
+//   initializes gRPC (InitGrpcForkSupport below). A child forked while the sender was not
 //   inside gRPC streams with a new channel of its own (the parent's gRPC
 //   objects are leaked there, never touched). A child forked while a batch
 //   was in flight, or without fork support, does not use gRPC at all; its
@@ -92,19 +92,16 @@ class Sender {
 // ---- fork() support for the agent's gRPC (see sender.cc) ----
 // Agent constructor, in this order:
 //   pthread_atfork(<sampler's handlers>);
-//   PrepareGrpcForkSupport();   // sets GRPC_ENABLE_FORK_SUPPORT=1 unless set
 //   <start the agent>;
-//   InitGrpcForkSupport(true);  // grpc_init() once; unsets what we set
-//   pthread_atfork(GrpcForkPrepare, GrpcForkParent, GrpcForkChild);
+//   if (InitGrpcForkSupport())
+//     pthread_atfork(GrpcForkPrepare, GrpcForkParent, GrpcForkChild);
 // so that GrpcForkPrepare runs before the sampler's prepare and
 // GrpcForkChild after the sampler's child handler (which starts the child's
 // new sampler and first calls GrpcForkChildEarly, before the child's new
 // pipeline can exist). GrpcFork{Prepare,Parent,Child} call gRPC's own fork
-// handlers.
-void PrepareGrpcForkSupport();
-// Returns true if gRPC's fork support is on (its handlers registered).
-// With "agent_running" false (agent off) it only removes the variable.
-bool InitGrpcForkSupport(bool agent_running);
+// handlers once the sender has initialized gRPC (lazily, at its first send).
+// Returns true unless GRPC_ENABLE_FORK_SUPPORT is 0/false (the user's choice).
+bool InitGrpcForkSupport();
 void GrpcForkPrepare();
 void GrpcForkParent();
 void GrpcForkChild();

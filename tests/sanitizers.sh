@@ -8,6 +8,7 @@
 # internals).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+ROOT=$PWD
 JOBS=${JOBS:-$(nproc)}
 kinds=${*:-asan tsan}
 status=0
@@ -23,12 +24,13 @@ for kind in $kinds; do
   # shellcheck disable=SC2086
   ninja -C "$dir" -j"$JOBS" $tests || { status=1; continue; }
   for t in $tests; do
-    bin=$(find "$dir/tests" -type f -name "$t" -perm -u+x | head -1)
+    bin=$(find "$ROOT/$dir/tests" -type f -name "$t" -perm -u+x | head -1)
     echo "== $kind: $t"
+    if [ -z "$bin" ]; then echo "== $kind: $t not built"; status=1; continue; fi
     if (cd "$(dirname "$bin")" && ASAN_OPTIONS=detect_leaks=0 \
         TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
         UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-        PYTHONPATH="$PWD/tests/lib" STACKSTREAM_BUILD_DIR="$PWD/$dir" "$PWD/$bin" --gtest_brief=1); then
+        PYTHONPATH="$ROOT/tests/lib" STACKSTREAM_BUILD_DIR="$ROOT/$dir" "$bin" --gtest_brief=1); then
       echo "== $kind: $t clean"
     else
       echo "== $kind: $t FAILED"; status=1

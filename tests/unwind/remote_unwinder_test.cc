@@ -291,10 +291,14 @@ struct SignalSample {
 SignalSample* g_sample = nullptr;
 std::atomic<uint64_t> g_busy_stack_end{0};
 std::atomic<int> g_sample_ready{0};
+std::atomic<int> g_sample_request{0};
 std::atomic<bool> g_stop{false};
 
 void OnSample(int, siginfo_t*, void* ucv) {
   int saved = errno;
+  // Pairs with the release in the test loop: the main thread is done reading
+  // the previous sample (TSan does not see pthread_kill as an ordering edge).
+  (void)g_sample_request.load(std::memory_order_acquire);
   const auto* uc = static_cast<const ucontext_t*>(ucv);
   SignalSample* s = g_sample;
   stackstream::agent::SnapshotRegsFromUcontext(uc, s->regs);
@@ -353,6 +357,7 @@ TEST(RemoteUnwinderTest, SignalHandlerSnapshotsReachThreadStart) {
   std::string first_bad;
   for (int i = 0; i < kSamples; ++i) {
     g_sample_ready.store(0);
+    g_sample_request.fetch_add(1, std::memory_order_release);
     ASSERT_EQ(pthread_kill(th, sig), 0);
     while (g_sample_ready.load(std::memory_order_acquire) == 0) sched_yield();
     StackSnapshot snap;

@@ -178,7 +178,8 @@ Status ValidateSummary(const v1::StackSummary& s, const SummaryLimits& limits) {
   const int64_t counters[] = {c.samples_dropped_ring_full(),    c.unwind_failures(),
                               c.truncated_stacks(),             c.timers_failed(),
                               c.summaries_dropped_spool_full(), c.samples_dropped_spool_full(),
-                              c.reentrant_signals(),            c.stacks_dropped_limit()};
+                              c.reentrant_signals(),            c.stacks_dropped_limit(),
+                              c.summaries_rejected()};
   for (int64_t v : counters) {
     if (v < 0) return Status::InvalidArgument("counters: negative value " + std::to_string(v));
   }

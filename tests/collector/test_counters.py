@@ -33,7 +33,7 @@ COUNTERS = {"samples_dropped_ring_full": 2, "samples_dropped_spool_full": 7,
             "stacks_dropped_limit": 1, "reentrant_signals": 0}
 ALL_NAMES = ["samples_dropped_ring_full", "unwind_failures", "truncated_stacks",
              "timers_failed", "summaries_dropped_spool_full", "samples_dropped_spool_full",
-             "reentrant_signals", "stacks_dropped_limit"]
+             "reentrant_signals", "stacks_dropped_limit", "summaries_rejected"]
 N = AGENTS * SUMMARIES
 DROPPED = N * (2 + 7 + 1)
 

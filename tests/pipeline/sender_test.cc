@@ -176,6 +176,13 @@ TEST(SenderTest, InvalidArgumentDropsThatSummaryOnly) {
   EXPECT_EQ((std::set<uint64_t>{1, 3}), server.stored());
   EXPECT_EQ(1, sender->stats().rejected);
   EXPECT_EQ(2, sender->stats().acked);
+  // The rejection travels in the next summary's counters, once.
+  v1::Counters counters;
+  sender->TakeDropCounters(&counters);
+  EXPECT_EQ(1, counters.summaries_rejected());
+  v1::Counters again;
+  sender->TakeDropCounters(&again);
+  EXPECT_EQ(0, again.summaries_rejected());
   sender->Shutdown(MonotonicNs() + 1000000000LL);
 }
 

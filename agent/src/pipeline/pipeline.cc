@@ -44,7 +44,7 @@ v1::Counters ToCounters(const SamplingCounters& d) {
 bool AnyCounter(const v1::Counters& c) {
   return c.samples_dropped_ring_full() || c.unwind_failures() || c.truncated_stacks() ||
          c.timers_failed() || c.summaries_dropped_spool_full() || c.samples_dropped_spool_full() ||
-         c.reentrant_signals() || c.stacks_dropped_limit();
+         c.reentrant_signals() || c.stacks_dropped_limit() || c.summaries_rejected();
 }
 
 // Used when the pipeline cannot start: the agent keeps running, inert.

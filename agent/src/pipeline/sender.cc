@@ -148,6 +148,7 @@ struct State {
   bool done = false;             // GUARDED_BY(mu): thread finished
   grpc::ClientContext* call = nullptr;  // GUARDED_BY(mu): the open stream's context
   SenderStats stats;             // GUARDED_BY(mu)
+  int64_t rejected_untold = 0;   // GUARDED_BY(mu): rejections not yet in a summary
 
   // Sender thread only.
   std::vector<std::shared_ptr<grpc::Channel>> channels;
@@ -350,7 +351,10 @@ SessionEnd RunSessionLocked(State* st) {
     // summary is the one rejected.
     std::lock_guard<std::mutex> lock(st->mu);
     Spool::Entry dropped;
-    if (st->spool.PopOldest(&dropped)) ++st->stats.rejected;
+    if (st->spool.PopOldest(&dropped)) {
+      ++st->stats.rejected;
+      ++st->rejected_untold;
+    }
     Log(st, "rejected", spdlog::level::warn,
         "collector " + target + " rejected summary " + std::to_string(dropped.sequence) +
             " (dropped): " + status.error_message());
@@ -493,6 +497,9 @@ class GrpcSender : public Sender {
     {
       std::lock_guard<std::mutex> lock(state_->mu);
       state_->spool.TakeDrops(&summaries, &samples);
+      counters->set_summaries_rejected(counters->summaries_rejected() +
+                                       state_->rejected_untold);
+      state_->rejected_untold = 0;
     }
     counters->set_summaries_dropped_spool_full(counters->summaries_dropped_spool_full() +
                                                summaries);

@@ -11,9 +11,10 @@
 //       one thread per weight; thread k runs only thread_fn_k and does a share
 //       Wk/sum(W) of the total work; all threads run concurrently.
 //   bench_accuracy tick MS_A MS_B WALL_SECONDS
-//       one thread alternating tick_a (busy MS_A ms) and tick_b (busy MS_B ms);
-//       with 1 / 3 ms and a 250 Hz scheduler tick the period equals the tick,
-//       the worst case for tick-driven CPU clocks.
+//       one thread alternating tick_a (busy MS_A ms) and tick_b (busy MS_B ms)
+//       on an absolute schedule (no drift); with 1 / 3 ms and a 250 Hz
+//       scheduler tick the period equals the tick, the worst case for
+//       tick-driven CPU clocks.
 //
 // Every hot loop is expanded in place (macro), so the hot function is the leaf
 // frame of every sample taken in it; no frame-pointer assumptions.
@@ -184,11 +185,21 @@ void TickWorker(double ms_a, double ms_b, double wall_seconds) {
   uint64_t x = 7;
   int64_t start = ThreadCpuNs();
   int64_t end_wall = MonoNs() + static_cast<int64_t>(wall_seconds * 1e9);
+  // Phase boundaries on an absolute TSC schedule (start + k * period), not
+  // relative to the end of the previous phase: the pattern does not drift
+  // against the scheduler tick (which runs off the same clock), so a sampler
+  // that fires only on ticks keeps seeing the same phase offset: the worst case.
+  uint64_t next = __rdtsc();
+  uint64_t period = ticks_a + ticks_b;
   while (MonoNs() < end_wall) {
+    uint64_t now = __rdtsc();
+    if (now > next + period) next += (now - next) / period * period;  // fell behind: skip
     int64_t t0 = ThreadCpuNs();
-    x = tick_a(x, __rdtsc() + ticks_a);
+    next += ticks_a;
+    x = tick_a(x, next);
     int64_t t1 = ThreadCpuNs();
-    x = tick_b(x, __rdtsc() + ticks_b);
+    next += ticks_b;
+    x = tick_b(x, next);
     int64_t t2 = ThreadCpuNs();
     local["tick_a"] += t1 - t0;
     local["tick_b"] += t2 - t1;

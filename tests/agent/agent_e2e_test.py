@@ -178,24 +178,28 @@ def test_fork(c):
 
 
 def ticks_per_cpu(agent):
-    rc, out, err = run([fixture("sigprof_host"), "--threads=2", "--seconds=1.5", "--print-ticks=1"],
+    rc, out, err = run([fixture("sigprof_host"), "--threads=2", "--seconds=3", "--print-ticks=1"],
                        {"STACKSTREAM_OUTPUT": "/dev/null"} if agent else None, agent=agent)
     if rc != 0:
         raise Failure("sigprof_host exit %d %s" % (rc, err[-300:]))
     vals = dict(line.split() for line in out.decode().splitlines())
-    return int(vals["ticks"]) / float(vals["cpu"])  # working threads only
+    # ITIMER_PROF counts the whole process's CPU (the agent's threads too).
+    return int(vals["ticks"]) / float(vals["process_cpu"])
 
 
 def test_sigprof(c):
     """A host that owns SIGPROF/ITIMER_PROF keeps >= 90% of its ticks."""
-    # Interleaved runs, medians: robust to load from other tests.
+    # Interleaved runs, medians: robust to load from other tests. The
+    # process-wide CPU timer is coarse on a loaded machine (a baseline run
+    # can read 130 ticks per CPU second at 100 Hz); the baseline is capped at
+    # the nominal 100 so such a run cannot fail the agent.
     without, with_agent = [], []
-    for _ in range(3):
+    for _ in range(5):
         without.append(ticks_per_cpu(False))
         with_agent.append(ticks_per_cpu(True))
     print("  ticks per CPU second without %s, with %s" % (without, with_agent))
-    without = sorted(without)[1]
-    with_agent = sorted(with_agent)[1]
+    without = min(sorted(without)[2], 100.0)
+    with_agent = sorted(with_agent)[2]
     check(with_agent >= 0.9 * without,
           "SIGPROF ticks per CPU second with agent %.1f >= 90%% of %.1f without" % (with_agent, without))
 

@@ -505,16 +505,17 @@ def counts_from_perf(data, functions):
             if any(_match(n, f) for n in stack):
                 counts[f] += 1
 
+    header = re.compile(r"^\s*\d+\s+\d+\s*$")  # "TID PERIOD" (TID may be right-aligned)
     for line in r.stdout.splitlines():
         if not line.strip():
             flush(stack)
             stack = None
             continue
-        if not line.startswith((" ", "\t")):
+        if header.match(line):
             flush(stack)
             stack = []
             continue
-        parts = line.split(None, 1)
+        parts = line.split(None, 1)  # "ADDR SYMBOL+OFF"
         if stack is not None and len(parts) == 2:
             stack.append(parts[1].split("+")[0].strip())
     flush(stack)
@@ -1366,8 +1367,12 @@ def render(env, res, machine, args, started, elapsed):
           "is its samples whose stack contains that function divided by the samples in all "
           "of the fixture's hot functions. **Error** = the largest |measured − true| share "
           "over the fixture's functions, in percentage points; median [max] over %d run(s). "
-          "\"Delivered\" = samples in the hot functions ÷ (their true CPU seconds × rate)." %
-          ac["reps"])
+          "\"Delivered\" = samples in the hot functions ÷ (their true CPU seconds × rate). "
+          "The split and threads fixtures use pseudo-random chunk lengths (0.2–2 ms), so no "
+          "sampling period can alias with them; the tick fixture does the opposite on "
+          "purpose: its 1 ms + 3 ms phases follow an absolute TSC schedule with a 4 ms period, "
+          "equal to the scheduler tick (CONFIG_HZ=250) and never drifting against it, so a "
+          "clock that fires only on ticks keeps seeing the same phase." % ac["reps"])
         a("")
         a("| fixture | command | functions (truth) |")
         a("|---|---|---|")

@@ -1430,6 +1430,11 @@ def render(env, res, machine, args, started, elapsed):
                               if v is not None),
                     fmt(s["delivered_pct_med"], "%.0f%%"), goal))
         a("")
+        if res.get("note_reparsed"):
+            a("Note: %s (a `perf script` parser bug — right-aligned TIDs once pids wrapped "
+              "below 10000 — was fixed after the run; the numbers come from that run's own "
+              "data files)." % res["note_reparsed"])
+            a("")
         errs = [x for x in ac["runs"] if x.get("error")]
         if errs:
             a("Runs that produced no profile: " + "; ".join(

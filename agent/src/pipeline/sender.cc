@@ -379,6 +379,7 @@ SessionEnd RunSessionLocked(State* st) {
 }
 
 void Run(std::shared_ptr<State> st) {
+  pthread_setname_np(pthread_self(), "ss-sender");
   int64_t backoff_ms = st->options.backoff_initial_ms;
   try {
     while (true) {

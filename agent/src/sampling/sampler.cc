@@ -363,6 +363,7 @@ void Sampler::Rescan(int64_t now, bool check_masks) {
 
 void* Sampler::DrainThreadMain(void* self) {
   t_agent_thread = true;
+  pthread_setname_np(pthread_self(), "ss-drain");  // tells users (top -H) what it is
   Sampler* s = static_cast<Sampler*>(self);
   s->RegisterAgentThread();
   BlockAsyncSignals();

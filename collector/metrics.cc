@@ -107,7 +107,9 @@ std::string Metrics::RenderPrometheus(int64_t storage_bytes) const {
   Simple(&out, "stackstream_samples_ingested_total", "counter",
          "Stack samples in the stored summaries.", samples_.load());
   Simple(&out, "stackstream_bytes_received_total", "counter",
-         "Bytes of summaries received by ingest.", bytes_.load());
+         "Serialized (uncompressed) protobuf bytes of the summaries received by ingest; "
+         "the bytes on the wire are fewer (gRPC gzip).",
+         bytes_.load());
   Simple(&out, "stackstream_summaries_duplicate_total", "counter",
          "Resent summaries recognized as duplicates and not stored again.",
          duplicates_.load());

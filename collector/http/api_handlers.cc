@@ -123,10 +123,8 @@ HttpReply ApiHandlers::Profile(const QueryParams& params, int64_t now_unix_nanos
   Status s = ParseProfileQuery(params, now_unix_nanos, QueryParamNames(), &query);
   if (!s.ok()) return StatusReply(s);
   stackstream::Profile profile;
-  s = store_->Query(query, &profile);
-  if (!s.ok()) return StatusReply(s);
   std::map<std::string, int64_t> counters;
-  s = store_->Counters(query, &counters);
+  s = ReadProfile(query, &profile, &counters);
   if (!s.ok()) return StatusReply(s);
   if (profile.start_unix_nanos == 0) profile.start_unix_nanos = query.from_unix_nanos;
   if (profile.end_unix_nanos == 0) profile.end_unix_nanos = query.to_unix_nanos;
@@ -156,6 +154,13 @@ HttpReply ApiHandlers::Profile(const QueryParams& params, int64_t now_unix_nanos
   return reply;
 }
 
+Status ApiHandlers::ReadProfile(const ProfileQuery& query, stackstream::Profile* profile,
+                                std::map<std::string, int64_t>* counters) {
+  Status s = store_->Query(query, profile);
+  if (!s.ok()) return s;
+  return store_->Counters(query, counters);
+}
+
 HttpReply ApiHandlers::Top(const QueryParams& params, int64_t now_unix_nanos) {
   int64_t limit = kDefaultTopLimit;
   Status s = ParseIntParam(params, "limit", 1, kMaxLimit, &limit);
@@ -164,10 +169,8 @@ HttpReply ApiHandlers::Top(const QueryParams& params, int64_t now_unix_nanos) {
   s = ParseProfileQuery(params, now_unix_nanos, QueryParamNames(), &query);
   if (!s.ok()) return StatusReply(s);
   stackstream::Profile profile;
-  s = store_->Query(query, &profile);
-  if (!s.ok()) return StatusReply(s);
   std::map<std::string, int64_t> counters;
-  s = store_->Counters(query, &counters);
+  s = ReadProfile(query, &profile, &counters);
   if (!s.ok()) return StatusReply(s);
   json rows = json::array();
   for (const exporter::TopRow& r : exporter::Top(profile, static_cast<size_t>(limit))) {

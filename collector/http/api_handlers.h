@@ -6,6 +6,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <string>
 
 #include "http/http_reply.h"
 #include "storage/store.h"
@@ -39,6 +41,10 @@ class ApiHandlers {
   HttpReply Series(const QueryParams& params, int64_t now_unix_nanos);
 
  private:
+  // The merged profile of "query" and what the agents lost in its range.
+  Status ReadProfile(const ProfileQuery& query, stackstream::Profile* profile,
+                     std::map<std::string, int64_t>* counters);
+
   Store* const store_;
 };
 

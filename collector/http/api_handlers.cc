@@ -66,7 +66,8 @@ json RangeJson(const ProfileQuery& q, int64_t total) {
 // the per-summary limit is counted once per dropped stack, a lower bound of
 // its samples.
 constexpr const char* kDroppedSampleCounters[] = {
-    "samples_dropped_ring_full", "samples_dropped_spool_full", "stacks_dropped_limit"};
+    "samples_dropped_ring_full", "samples_dropped_spool_full", "stacks_dropped_limit",
+    "samples_lost_agent_restart"};
 
 int64_t DroppedSamples(const std::map<std::string, int64_t>& counters) {
   int64_t total = 0;

@@ -179,7 +179,8 @@ Status ValidateSummary(const v1::StackSummary& s, const SummaryLimits& limits) {
                               c.truncated_stacks(),             c.timers_failed(),
                               c.summaries_dropped_spool_full(), c.samples_dropped_spool_full(),
                               c.reentrant_signals(),            c.stacks_dropped_limit(),
-                              c.summaries_rejected()};
+                              c.summaries_rejected(),           c.agent_reconnects(),
+                              c.samples_lost_agent_restart(),   c.messages_dropped()};
   for (int64_t v : counters) {
     if (v < 0) return Status::InvalidArgument("counters: negative value " + std::to_string(v));
   }

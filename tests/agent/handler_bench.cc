@@ -11,8 +11,8 @@
 #include <algorithm>
 #include <vector>
 
-#include "sampling/signal_handler.h"
-#include "sampling/thread_scan.h"
+#include "capture/signal_handler.h"
+#include "capture/thread_scan.h"
 
 using namespace stackstream::agent;
 

@@ -1,4 +1,4 @@
-#include "sampling/sample_ring.h"
+#include "capture/sample_ring.h"
 
 #include <gtest/gtest.h>
 

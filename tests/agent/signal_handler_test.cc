@@ -1,6 +1,6 @@
 // The handler, rings and clocks together, without the drain thread: arm a
 // clock on this thread, burn CPU, and check what lands in the ring.
-#include "sampling/signal_handler.h"
+#include "capture/signal_handler.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -11,9 +11,9 @@
 #include <cstring>
 #include <mutex>
 
-#include "sampling/sample_timer.h"
-#include "sampling/thread_registry.h"
-#include "sampling/thread_scan.h"
+#include "capture/sample_timer.h"
+#include "capture/thread_registry.h"
+#include "capture/thread_scan.h"
 
 namespace stackstream {
 namespace agent {

@@ -1,4 +1,4 @@
-#include "sampling/thread_registry.h"
+#include "capture/thread_registry.h"
 
 #include <gtest/gtest.h>
 

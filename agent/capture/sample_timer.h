@@ -9,7 +9,7 @@
 
 #include <cstdint>
 
-#include "sampling/thread_state.h"
+#include "capture/thread_state.h"
 
 namespace stackstream {
 namespace agent {

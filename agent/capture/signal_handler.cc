@@ -40,7 +40,7 @@
 //   sample period. Programs written for signals (retry on EINTR) are fine.
 // - SA_ONSTACK: if the host has an alternate signal stack (Go, some
 //   coroutine libraries), the handler runs there; it needs < 512 bytes.
-#include "sampling/signal_handler.h"
+#include "capture/signal_handler.h"
 
 #include <errno.h>
 #include <linux/perf_event.h>

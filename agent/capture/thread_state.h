@@ -14,7 +14,7 @@
 #include <atomic>
 #include <cstdint>
 
-#include "sampling/sample_ring.h"
+#include "capture/sample_ring.h"
 
 namespace stackstream {
 namespace agent {

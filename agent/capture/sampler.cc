@@ -1,6 +1,6 @@
 // Sampler: lifecycle, thread registration and the drain thread.
 // Nothing here runs in the signal handler (see signal_handler.cc).
-#include "sampling/sampler.h"
+#include "capture/sampler.h"
 
 #include <dlfcn.h>
 #include <link.h>
@@ -20,10 +20,10 @@
 #include "log.h"
 #include "pipeline/pipeline.h"
 #include "sample_sink.h"
-#include "sampling/sample_timer.h"
-#include "sampling/signal_handler.h"
-#include "sampling/thread_registry.h"
-#include "sampling/thread_scan.h"
+#include "capture/sample_timer.h"
+#include "capture/signal_handler.h"
+#include "capture/thread_registry.h"
+#include "capture/thread_scan.h"
 #include "unwind/remote_unwinder.h"
 
 namespace stackstream {

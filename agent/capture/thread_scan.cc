@@ -1,4 +1,4 @@
-#include "sampling/thread_scan.h"
+#include "capture/thread_scan.h"
 
 #include <dirent.h>
 #include <fcntl.h>

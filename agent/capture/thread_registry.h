@@ -10,7 +10,7 @@
 #include <mutex>
 #include <vector>
 
-#include "sampling/thread_state.h"
+#include "capture/thread_state.h"
 
 namespace stackstream {
 namespace agent {

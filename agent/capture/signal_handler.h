@@ -13,7 +13,7 @@
 #include <atomic>
 #include <cstdint>
 
-#include "sampling/thread_state.h"
+#include "capture/thread_state.h"
 
 namespace stackstream {
 namespace agent {

@@ -1,4 +1,4 @@
-#include "sampling/sample_timer.h"
+#include "capture/sample_timer.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,7 +13,7 @@
 #include <atomic>
 #include <random>
 
-#include "sampling/signal_handler.h"
+#include "capture/signal_handler.h"
 
 namespace stackstream {
 namespace agent {

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 
 #include "pipeline/sender.h"
-#include "sampling/sampler.h"
+#include "capture/sampler.h"
 #include "stackstream/agent.h"
 
 #define STACKSTREAM_EXPORT __attribute__((visibility("default")))

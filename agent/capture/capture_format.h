@@ -3,9 +3,10 @@
 // memory (memfd) and in messages on a Unix SOCK_SEQPACKET socket. Nothing in
 // it points into the live host: the agent converts it after the host is gone.
 //
-// Shared memory (each region is a memfd the host creates and hands over with
-// SCM_RIGHTS; the agent maps it MAP_SHARED and keeps it mapped until it has
-// drained it, also after the host exited or was killed):
+// Shared memory (each region is a memfd the host creates, seals at its size
+// (F_SEAL_SHRINK | F_SEAL_GROW) and hands over with SCM_RIGHTS; the agent
+// refuses unsealed regions, maps them MAP_SHARED and keeps them mapped until
+// it has drained them, also after the host exited or was killed):
 //   - one ControlBlock per process: monotonic counters the host bumps;
 //   - one SampleRing per sampled thread (rings are recycled between threads):
 //     a RingHeader, then "slots" records of "slot_bytes" each: a
@@ -21,10 +22,16 @@
 //   kHello        first message: who the process is, its STACKSTREAM_*
 //                 environment; fds: [control memfd, stderr (optional)]
 //   kRing         a new ring; fd: the ring memfd
-//   kModule       one loaded module of generation G (path, build-id, bias,
-//                 PT_LOAD segments, .eh_frame_hdr); a snapshot of generation
-//                 G is every kModule of G followed by kModulesEnd(G)
-//   kModulesEnd   the snapshot of generation G is complete
+//   kModule       a module loaded as of generation G (path, build-id, bias,
+//                 PT_LOAD segments, .eh_frame_hdr)
+//   kModuleGone   a module unloaded as of generation G (same body; matched
+//                 by load bias and path)
+//   kModulesEnd   generation G is complete: the set of G is the set of G-1
+//                 plus its kModule minus its kModuleGone messages. After
+//                 (re)connecting the host sends every loaded module as
+//                 kModule of a new generation (a full set; the agent starts
+//                 that set empty when it has no earlier generation). The
+//                 host stamps G on samples only after kModulesEnd(G) is sent.
 //   kFlush        stackstream_flush(): close the current window now
 //   kGoodbye      the host is exiting: drain, final flush
 //   kGoodbyeDone  agent -> host: the final flush is written (offline file
@@ -73,7 +80,9 @@ struct ControlBlock {
   std::atomic<uint64_t> foreign_signals;    // our signal, not from our clocks
   std::atomic<uint64_t> rings_failed;       // threads not sampled: no ring
   std::atomic<uint64_t> messages_dropped;   // messages the host could not send
-  std::atomic<uint64_t> reconnects;         // times the host reconnected to an agent
+  // Times the host reconnected to an agent; bumped before the new hello, so
+  // a hello with reconnects > 0 starts a session that continues another.
+  std::atomic<uint64_t> reconnects;
   // Written by the agent only: ring records it has consumed and included in
   // a closed window (handed to the sender / offline writer). A new agent
   // (e.g. a restarted node daemon) counts the records an earlier one
@@ -134,6 +143,7 @@ enum MessageType : uint32_t {
   kFlush = 5,
   kGoodbye = 6,
   kGoodbyeDone = 7,
+  kModuleGone = 8,
 };
 
 struct MessageHeader {
@@ -196,11 +206,13 @@ struct ModuleMessage {
   uint32_t reserved;
 };
 
+constexpr uint32_t kModulesEndFull = 1;  // generation G is a full set (not a delta)
+
 struct ModulesEndMessage {
   MessageHeader header;
   uint64_t generation;
-  uint32_t module_count;       // kModule messages of this generation
-  uint32_t reserved;
+  uint32_t module_count;       // modules in the set of generation G
+  uint32_t flags;              // kModulesEndFull
 };
 
 struct SimpleMessage {  // kFlush, kGoodbye, kGoodbyeDone

@@ -1,67 +1,29 @@
 // libstackstream.so entry points: the ELF constructor and exit hooks, the
 // fork hooks, the interposed pthread_create / dlclose, and the exported C API
-// (include/stackstream/agent.h). Everything else lives in src/sampling/.
+// (include/stackstream/agent.h). Everything else lives in this folder; the
+// library needs only libc (see agent/CMakeLists.txt).
 #include <dlfcn.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "pipeline/sender.h"
 #include "capture/sampler.h"
 #include "stackstream/agent.h"
 
 #define STACKSTREAM_EXPORT __attribute__((visibility("default")))
 
-namespace stackstream {
-namespace agent {
-// Defined with the fork code in sampling/sampler.cc: marks the calling
-// thread so that threads it creates are registered as agent threads.
-bool SetCreatingAgentThreads(bool on);
-}  // namespace agent
-}  // namespace stackstream
-
 namespace {
 
 using stackstream::agent::ShutdownAgent;
-namespace pipeline = stackstream::agent::pipeline;
 
 void AtExit() { ShutdownAgent(); }
-
-// gRPC's fork handling (pipeline::GrpcFork*: gate the sender out of gRPC,
-// note whether it was in, run gRPC's own fork handlers). Registered after
-// the sampler's handlers, so this prepare runs first and the parent/child
-// handlers last (the child's new sampler exists when gRPC restarts its
-// threads). The threads gRPC restarts on the forking thread are marked as
-// agent threads.
-thread_local bool t_was_creating_agent_threads = false;
-
-void GrpcGuardPrepare() {
-  t_was_creating_agent_threads = stackstream::agent::SetCreatingAgentThreads(true);
-  pipeline::GrpcForkPrepare();
-}
-
-void GrpcGuardParent() {
-  pipeline::GrpcForkParent();
-  stackstream::agent::SetCreatingAgentThreads(t_was_creating_agent_threads);
-}
-
-void GrpcGuardChild() {
-  pipeline::GrpcForkChild();
-  stackstream::agent::SetCreatingAgentThreads(t_was_creating_agent_threads);
-}
 
 __attribute__((constructor)) void StackstreamConstructor() {
   // Resolve the real functions before any thread can need them.
   stackstream::agent::RealPthreadCreate();
-  // Registered before the gRPC handlers below: see GrpcGuardPrepare.
   pthread_atfork(&stackstream::agent::AgentForkPrepare, &stackstream::agent::AgentForkParent,
                  &stackstream::agent::AgentForkChild);
-  // gRPC fork support, so that children forked after the parent streamed can
-  // stream too. gRPC itself is initialized lazily by the sender's first send
-  // (its threads are then agent threads, created from the sender thread).
   stackstream::agent::StartAgent();
-  if (stackstream::agent::CurrentSampler() != nullptr && pipeline::InitGrpcForkSupport()) {
-    pthread_atfork(&GrpcGuardPrepare, &GrpcGuardParent, &GrpcGuardChild);
-  }
   atexit(&AtExit);
 }
 
@@ -90,10 +52,11 @@ STACKSTREAM_EXPORT int pthread_create(pthread_t* thread, const pthread_attr_t* a
   return rc;
 }
 
-// Interposed so that samples in a module are drained (and symbolized) while
-// the module is still mapped.
+// Interposed so that the agent has the module's description (path,
+// build-id, segments) before it is unmapped: its samples are unwound and
+// symbolized later, from the file.
 STACKSTREAM_EXPORT int dlclose(void* handle) {
-  stackstream::agent::DrainBeforeUnload(100);
+  stackstream::agent::SyncModulesBeforeUnload();
   DlcloseFn real = RealDlclose();
   return real != nullptr ? real(handle) : -1;
 }

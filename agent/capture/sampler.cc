@@ -1,53 +1,49 @@
-// Sampler: lifecycle, thread registration and the drain thread.
-// Nothing here runs in the signal handler (see signal_handler.cc).
+// Sampler: lifecycle, thread registration, the capture thread and the
+// hand-off to stackstream-agent. Nothing here runs in the signal handler
+// (see signal_handler.cc).
 #include "capture/sampler.h"
 
 #include <dlfcn.h>
-#include <link.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
-#include <exception>
-#include <memory>
 #include <mutex>
+#include <new>
 #include <set>
+#include <string>
 #include <vector>
 
-#include "log.h"
-#include "pipeline/pipeline.h"
-#include "sample_sink.h"
+#include "capture/agent_link.h"
+#include "capture/capture_format.h"
+#include "capture/host_log.h"
+#include "capture/module_scan.h"
 #include "capture/sample_timer.h"
 #include "capture/signal_handler.h"
 #include "capture/thread_registry.h"
 #include "capture/thread_scan.h"
-#include "unwind/remote_unwinder.h"
+
+extern char** environ;
 
 namespace stackstream {
 namespace agent {
-
-namespace pipeline {
-// Declared in pipeline/sender.h (not included here: it needs the generated
-// protobuf headers, which this library does not see).
-void GrpcForkChildEarly();
-}  // namespace pipeline
-
 namespace {
 
-constexpr int64_t kDrainIntervalMs = 20;
+constexpr int64_t kLoopIntervalMs = 50;
 constexpr int64_t kRescanIntervalNs = 200 * 1000000LL;
 constexpr int64_t kMaskCheckIntervalNs = 1000 * 1000000LL;
 constexpr int64_t kHandlerCheckIntervalNs = 1000 * 1000000LL;
-// A retired state is reused as soon as its ring is drained: a late signal
-// for the old thread cannot write into it, because the handler checks the
-// interrupted SP against the (new) thread's stack bounds first.
+constexpr int64_t kReconnectIntervalNs = 1000 * 1000000LL;
 constexpr int64_t kRetireGraceNs = 0;
-constexpr int kMaxInternalFailures = 5;
-constexpr int64_t kExitBudgetNs = 1000 * 1000000LL;     // whole exit path
-constexpr int64_t kShutdownDeadlineNs = 850 * 1000000LL;  // given to the sink
+constexpr int kGoodbyeWaitMs = 1000;
+constexpr int kSendRetryMs = 200;      // capture thread: wait for room in the socket
+constexpr size_t kMaxThreadStates = 4096;
 
 int64_t MonoNs() {
   timespec ts;
@@ -55,14 +51,20 @@ int64_t MonoNs() {
   return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-// Initial-exec TLS: the agent is preloaded, so it is in the static TLS block.
+int64_t RealtimeNs() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+// Initial-exec TLS: the library is preloaded, so it is in the static TLS block.
 __thread bool t_agent_thread __attribute__((tls_model("initial-exec"))) = false;
 
 pthread_key_t g_thread_key;
 pthread_once_t g_key_once = PTHREAD_ONCE_INIT;
 
-// Ring size: ~300 ms of samples at the rate, so a slow drain (first
-// symbolization) loses nothing.
+// Ring size: ~300 ms of samples at the rate, so a slow agent (first
+// symbolization of a big module) loses nothing.
 uint32_t RingSlotsFor(int hz) {
   int64_t want = static_cast<int64_t>(hz) * 300 / 1000;
   return static_cast<uint32_t>(std::clamp<int64_t>(want, 16, 64));
@@ -75,11 +77,37 @@ void BlockAsyncSignals() {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
-class NullSink : public SampleSink {
- public:
-  void OnSample(const RawSample&) override {}
-  void Flush(const SamplingCounters&) override {}
-  void Shutdown(const SamplingCounters&, int64_t) override {}
+// The STACKSTREAM_* variables of this process, as "K=V\0" strings: the
+// agent reads its configuration from them (taken once, at start).
+std::string CaptureEnvironment() {
+  std::string out;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    if (strncmp(*e, "STACKSTREAM_", 12) != 0) continue;
+    out.append(*e);
+    out.push_back('\0');
+  }
+  return out;
+}
+
+std::string ExePath() {
+  char buf[4096];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
+capture::MessageHeader Header(uint32_t type, size_t size) {
+  capture::MessageHeader h;
+  h.magic = capture::kMessageMagic;
+  h.type = type;
+  h.size = static_cast<uint32_t>(size);
+  h.version = capture::kFormatVersion;
+  return h;
+}
+
+struct KnownModule {
+  uint64_t load_bias;
+  std::string path;
+  std::string message;  // the kModule message, path included
 };
 
 void ThreadKeyDestructor(void* value);
@@ -90,55 +118,83 @@ class Sampler {
  public:
   explicit Sampler(const Config& config) : config_(config) {}
 
+  // Full start (constructor or stackstream_start). False: inert.
   bool Start();
+  // In a forked child: the parent's sampler "parent" is abandoned; the
+  // forking thread (stack bounds from the parent's state) is registered by
+  // the capture thread, which also connects and hands over.
+  bool StartInChild(Sampler* parent);
+
   void RegisterCurrentThread();
   void RegisterAgentThread();
   void UnregisterCurrentThread();
   void Shutdown();
   void RequestFlush();
-  void DrainBeforeUnload(int timeout_ms);
+  void SyncModulesFromCaller();
   void SetPaused(bool paused);
-  std::mutex& registry_mu() { return registry_->mu(); }
-  // In a forked child, REQUIRES registry mu held (taken in prepare):
-  // close inherited perf fds.
+  void ForkPrepare();
+  void ForkParent();
+  bool HasOutput() const;
+  // In a forked child, before the new sampler starts: forget what belongs to
+  // the parent (perf fds, the connection). REQUIRES the fork locks held by
+  // this thread (taken in ForkPrepare).
   void AbandonInChild();
 
  private:
-  static void* DrainThreadMain(void* self);
-  void DrainLoop();
-  bool DrainAll();
+  static void* CaptureThreadMain(void* self);
+  bool ChildInit();
+  bool StartCaptureThread();
+  void CaptureLoop();
+  bool InitShared();
+  bool Handshake();
+  void SendNewRings(bool all);
+  bool SyncModules(bool full, bool may_wait);
+  // Sends one message; when "may_wait" (capture thread only), waits up to
+  // kSendRetryMs for room. Counts what could not be sent.
+  bool SendMessage(const void* msg, size_t len, const int* fds, int nfds, bool may_wait);
   void Rescan(int64_t now, bool check_masks);
   void ArmLocked(ThreadState* ts, bool signal_blocked);
   void TurnOff(const char* why);
-  void HarvestCounters(ThreadState* ts);
-  SamplingCounters TakeCounters();
+  void PublishCounters();
+  bool SetUpClock();
 
   const Config config_;
   int signo_ = -1;
   ClockSpec clock_spec_;
-  ThreadRegistry* registry_ = nullptr;      // never destroyed
-  std::set<pid_t> agent_tids_;             // guarded by registry mu
+  ThreadRegistry* registry_ = nullptr;  // never destroyed
+  std::set<pid_t> agent_tids_;          // guarded by registry mu
+  AgentLink link_;
+  capture::ControlBlock* control_ = nullptr;  // shared with the agent; never unmapped
+  int control_fd_ = -1;
+  std::string env_;                     // STACKSTREAM_* for the hello
+  std::string exe_;
+  int64_t start_ns_ = 0;
 
-  // Drain thread control.
+  // Modules: guarded by modules_mu_ (lock order: registry mu, modules mu, link mu).
+  std::mutex modules_mu_;
+  std::vector<KnownModule> modules_;
+  uint64_t generation_ = 0;
+  uint64_t loader_adds_ = ~uint64_t{0};
+  uint64_t loader_subs_ = ~uint64_t{0};
+  bool modules_dirty_ = false;          // a send failed: resend a full set
+
+  // Capture thread control.
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_requested_ = false;
-  bool drain_done_ = false;
+  bool loop_done_ = false;
   bool flush_requested_ = false;
-  uint64_t drain_requests_ = 0;
-  uint64_t drains_completed_ = 0;
-  int64_t shutdown_deadline_ns_ = 0;
+  bool thread_running_ = false;
   std::atomic<bool> shutting_down_{false};
   std::atomic<bool> turned_off_{false};
+  std::atomic<bool> connected_{false};
 
-  // Owned by the drain thread.
-  std::unique_ptr<SampleSink> sink_;
-  std::unique_ptr<RemoteUnwinder> unwinder_;
-  std::vector<uint64_t> pcs_;
-  SamplingCounters pending_;
-  int internal_failures_ = 0;
-  unsigned long long dl_adds_ = 0, dl_subs_ = 0;
-  std::atomic<int64_t> timers_failed_{0};
+  // Child start: the forking thread to register from the capture thread.
+  bool child_pending_ = false;
+  pid_t child_main_tid_ = 0;
+  uint64_t child_stack_lo_ = 0, child_stack_hi_ = 0;
+  bool child_blocked_ = false;
+  pid_t fork_tid_ = 0;  // the thread inside fork() (set by ForkPrepare)
 };
 
 namespace {
@@ -174,16 +230,13 @@ void* ThreadTrampoline(void* p) {
   return a.start(a.arg);
 }
 
-// Turns "fn" into its dlsym(RTLD_NEXT) definition.
-int (*g_real_pthread_create)(pthread_t*, const pthread_attr_t*, void* (*)(void*), void*) =
-    nullptr;
+PthreadCreateFn g_real_pthread_create = nullptr;
 
 }  // namespace
 
 PthreadCreateFn RealPthreadCreate() {
   if (g_real_pthread_create == nullptr) {
-    g_real_pthread_create =
-        reinterpret_cast<PthreadCreateFn>(dlsym(RTLD_NEXT, "pthread_create"));
+    g_real_pthread_create = reinterpret_cast<PthreadCreateFn>(dlsym(RTLD_NEXT, "pthread_create"));
     if (g_real_pthread_create == nullptr) {
       g_real_pthread_create =
           reinterpret_cast<PthreadCreateFn>(dlsym(RTLD_DEFAULT, "pthread_create"));
@@ -192,11 +245,170 @@ PthreadCreateFn RealPthreadCreate() {
   return g_real_pthread_create;
 }
 
-bool Sampler::Start() {
-  pthread_once(&g_key_once, MakeKey);
+bool Sampler::InitShared() {
+  start_ns_ = RealtimeNs();
+  control_fd_ = memfd_create("stackstream-control", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (control_fd_ < 0) {
+    HostLogOnce(kLogKeyNoAgent, HostLogLevel::kWarn,
+                "memfd_create failed (%s); profiling is off for this process", strerror(errno));
+    return false;
+  }
+  if (ftruncate(control_fd_, sizeof(capture::ControlBlock)) != 0 ||
+      fcntl(control_fd_, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+    close(control_fd_);
+    control_fd_ = -1;
+    return false;
+  }
+  void* mem = mmap(nullptr, sizeof(capture::ControlBlock), PROT_READ | PROT_WRITE, MAP_SHARED,
+                   control_fd_, 0);
+  if (mem == MAP_FAILED) {
+    close(control_fd_);
+    control_fd_ = -1;
+    return false;
+  }
+  control_ = new (mem) capture::ControlBlock;  // zero-filled memfd: counters start at 0
+  control_->magic = capture::kControlMagic;
+  control_->version = capture::kFormatVersion;
+  control_->size = sizeof(capture::ControlBlock);
+  control_->pid = static_cast<int32_t>(getpid());
+  return true;
+}
+
+bool Sampler::SendMessage(const void* msg, size_t len, const int* fds, int nfds, bool may_wait) {
+  int64_t deadline = MonoNs() + kSendRetryMs * 1000000LL;
+  for (;;) {
+    int err = link_.Send(msg, len, fds, nfds);
+    if (err == 0) return true;
+    if (err == EAGAIN && may_wait && MonoNs() < deadline) {
+      timespec ts = {0, 2 * 1000000};
+      nanosleep(&ts, nullptr);
+      continue;
+    }
+    if (control_ != nullptr) control_->messages_dropped.fetch_add(1, std::memory_order_relaxed);
+    if (err != EAGAIN) connected_.store(false, std::memory_order_release);
+    return false;
+  }
+}
+
+// Hello, every ring, a full module set. On the capture thread (or the
+// constructor, before it exists).
+bool Sampler::Handshake() {
+  std::string exe = exe_;
+  std::string msg(sizeof(capture::HelloMessage), '\0');
+  capture::HelloMessage hello;
+  memset(&hello, 0, sizeof hello);
+  hello.pid = static_cast<int32_t>(getpid());
+  hello.ppid = static_cast<int32_t>(getppid());
+  hello.flags = capture::kHelloHasStderr;
+  hello.env_bytes = static_cast<uint32_t>(env_.size());
+  hello.exe_bytes = static_cast<uint32_t>(exe.size() + 1);
+  hello.start_time_ns = start_ns_;
+  hello.control_bytes = sizeof(capture::ControlBlock);
+  size_t total = sizeof hello + env_.size() + exe.size() + 1;
+  if (total > capture::kMaxMessageBytes) {
+    // Too many STACKSTREAM_* bytes: send none rather than a cut list.
+    hello.env_bytes = 0;
+    total = sizeof hello + exe.size() + 1;
+    msg.clear();
+  }
+  hello.header = Header(capture::kHello, total);
+  msg.assign(reinterpret_cast<const char*>(&hello), sizeof hello);
+  if (hello.env_bytes != 0) msg.append(env_);
+  msg.append(exe);
+  msg.push_back('\0');
+  int fds[2] = {control_fd_, 2};
+  if (!SendMessage(msg.data(), msg.size(), fds, 2, true)) return false;
+  SendNewRings(true);
+  return SyncModules(true, true);
+}
+
+void Sampler::SendNewRings(bool all) {
+  std::vector<ThreadState*> rings;
+  {
+    std::lock_guard<std::mutex> lock(registry_->mu());
+    std::vector<ThreadState*> fresh = registry_->TakeNewRings();
+    rings = all ? registry_->AllRingsLocked() : fresh;
+  }
+  for (ThreadState* ts : rings) {
+    capture::RingMessage m;
+    memset(&m, 0, sizeof m);
+    m.header = Header(capture::kRing, sizeof m);
+    m.ring_id = ts->ring_id;
+    m.bytes = capture::RingBytes(ts->ring.capacity(), ts->ring.header()->slot_bytes);
+    int fd = ts->ring_fd;
+    if (!SendMessage(&m, sizeof m, &fd, 1, !t_agent_thread ? false : true)) break;
+  }
+}
+
+namespace {
+struct ScanOut {
+  std::vector<KnownModule>* out;
+};
+void CollectModule(const capture::ModuleMessage& m, const char* path, void* arg) {
+  auto* out = static_cast<ScanOut*>(arg)->out;
+  KnownModule k;
+  k.load_bias = m.load_bias;
+  k.path = path;
+  k.message.assign(reinterpret_cast<const char*>(&m), sizeof m);
+  k.message.append(path);
+  k.message.push_back('\0');
+  out->push_back(std::move(k));
+}
+}  // namespace
+
+bool Sampler::SyncModules(bool full, bool may_wait) {
+  std::lock_guard<std::mutex> lock(modules_mu_);
+  uint64_t adds = 0, subs = 0;
+  capture::LoaderCounters(&adds, &subs);
+  if (modules_dirty_) full = true;
+  if (!full && adds == loader_adds_ && subs == loader_subs_) return true;
+  uint64_t gen = generation_ + 1;
+  std::vector<KnownModule> now;
+  ScanOut out{&now};
+  capture::ScanModules(gen, &CollectModule, &out);
+  auto same = [](const KnownModule& a, const KnownModule& b) {
+    return a.load_bias == b.load_bias && a.path == b.path;
+  };
+  bool ok = true;
+  for (const KnownModule& m : now) {
+    bool known = !full && std::any_of(modules_.begin(), modules_.end(),
+                                      [&](const KnownModule& o) { return same(o, m); });
+    if (known) continue;
+    ok = ok && SendMessage(m.message.data(), m.message.size(), nullptr, 0, may_wait);
+  }
+  if (!full) {
+    for (const KnownModule& o : modules_) {
+      if (std::any_of(now.begin(), now.end(), [&](const KnownModule& m) { return same(o, m); })) {
+        continue;
+      }
+      std::string gone = o.message;
+      auto* gm = reinterpret_cast<capture::ModuleMessage*>(&gone[0]);
+      gm->header.type = capture::kModuleGone;
+      gm->generation = gen;
+      ok = ok && SendMessage(gone.data(), gone.size(), nullptr, 0, may_wait);
+    }
+  }
+  capture::ModulesEndMessage end;
+  memset(&end, 0, sizeof end);
+  end.header = Header(capture::kModulesEnd, sizeof end);
+  end.generation = gen;
+  end.module_count = static_cast<uint32_t>(now.size());
+  end.flags = full ? capture::kModulesEndFull : 0;
+  ok = ok && SendMessage(&end, sizeof end, nullptr, 0, may_wait);
+  modules_.swap(now);
+  generation_ = gen;
+  loader_adds_ = adds;
+  loader_subs_ = subs;
+  modules_dirty_ = !ok;
+  if (ok) SetModuleGeneration(gen);
+  return ok;
+}
+
+bool Sampler::SetUpClock() {
   signo_ = PickSampleSignal();
   if (signo_ < 0 || !InstallSampleHandler(signo_)) {
-    AgentLog()->warn("no free real-time signal for sampling; the agent is off");
+    HostLogOnce(kLogKeyNoSignal, HostLogLevel::kWarn,
+                "no free real-time signal for sampling; profiling is off");
     return false;
   }
   clock_spec_.signo = signo_;
@@ -208,44 +420,127 @@ bool Sampler::Start() {
     } else {
       clock_spec_.use_perf = PerfTaskClockAvailable();
       if (!clock_spec_.use_perf && config_.cpu_clock == "perf") {
-        AgentLog()->warn("STACKSTREAM_CPU_CLOCK=perf but perf_event_open is not permitted; "
-                         "using per-thread CPU timers");
+        HostLog(HostLogLevel::kWarn,
+                "STACKSTREAM_CPU_CLOCK=perf but perf_event_open is not permitted; "
+                "using per-thread CPU timers");
       }
     }
   }
+  return true;
+}
+
+bool Sampler::Start() {
+  pthread_once(&g_key_once, MakeKey);
+  env_ = CaptureEnvironment();
+  exe_ = ExePath();
+  if (!InitShared()) return false;
   registry_ = new ThreadRegistry(RingSlotsFor(config_.hz), kStackCopyBytes);
-  pcs_.resize(static_cast<size_t>(config_.max_depth) + 1);
+  if (!link_.Connect(config_.agent_socket, true)) {
+    HostLogOnce(kLogKeyNoAgent, HostLogLevel::kWarn,
+                "cannot reach or start stackstream-agent; profiling is off for this process");
+    return false;
+  }
+  HostLog(HostLogLevel::kDebug, "connected to stackstream-agent (%s)", link_.description().c_str());
+  if (!SetUpClock()) return false;
+  if (!Handshake()) {
+    HostLogOnce(kLogKeyNoAgent, HostLogLevel::kWarn,
+                "stackstream-agent did not take the hand-off; profiling is off for this process");
+    return false;
+  }
+  connected_.store(true, std::memory_order_release);
   SetSamplingEnabled(true);
   RegisterCurrentThread();
-  {
-    // Threads that already exist (e.g. when started late): found by scanning.
-    Rescan(MonoNs(), false);
+  Rescan(MonoNs(), false);  // threads that already exist (e.g. started late)
+  if (!StartCaptureThread()) {
+    TurnOff("cannot start the capture thread");
+    return false;
   }
+  HostLog(HostLogLevel::kInfo, "sampling %s mode at %d Hz with %s on signal %d",
+          clock_spec_.wall ? "wall" : "cpu", config_.hz,
+          clock_spec_.wall ? "wall-clock timers"
+                           : (clock_spec_.use_perf ? "perf task-clock" : "CPU timers"),
+          signo_);
+  return true;
+}
+
+bool Sampler::StartInChild(Sampler* parent) {
+  env_ = parent->env_;
+  exe_ = parent->exe_;
+  signo_ = parent->signo_;
+  clock_spec_ = parent->clock_spec_;
+  link_.InheritAddress(parent->link_);
+  // The forking thread is the child's only thread; its tid is the new pid.
+  // Its stack bounds come from the parent's state for the forking thread.
+  pid_t parent_tid = parent->fork_tid_;
+  for (ThreadState* ts : parent->registry_->SnapshotLocked()) {
+    if (!ts->retired && ts->tid.load(std::memory_order_relaxed) == parent_tid) {
+      child_stack_lo_ = ts->stack_lo.load(std::memory_order_relaxed);
+      child_stack_hi_ = ts->stack_hi.load(std::memory_order_relaxed);
+    }
+  }
+  child_main_tid_ = static_cast<pid_t>(getpid());
+  child_blocked_ = CurrentThreadBlocksSignal(signo_);
+  pthread_setspecific(g_thread_key, reinterpret_cast<void*>(1));
+  // Cheap set-up now (threads the child creates before the capture thread
+  // ran need a registry and counters); connecting happens on that thread.
+  if (!InitShared()) return false;
+  registry_ = new ThreadRegistry(RingSlotsFor(config_.hz), kStackCopyBytes);
+  child_pending_ = true;
+  return StartCaptureThread();
+}
+
+// The heavy part of a forked child's start, on its capture thread (so that
+// fork() returns at once, and a child that execs soon pays almost nothing).
+bool Sampler::ChildInit() {
+  if (!link_.Reconnect(config_.agent_socket, true) || !Handshake()) {
+    HostLogOnce(kLogKeyNoAgent, HostLogLevel::kWarn,
+                "cannot reach stackstream-agent from a forked child; profiling is off for it");
+    return false;
+  }
+  connected_.store(true, std::memory_order_release);
+  {
+    std::lock_guard<std::mutex> lock(registry_->mu());
+    if (!shutting_down_.load() && registry_->FindLive(child_main_tid_) == nullptr) {
+      ThreadState* ts = registry_->Acquire(child_main_tid_);
+      if (ts == nullptr) {
+        control_->rings_failed.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        ts->stack_lo.store(child_stack_lo_, std::memory_order_relaxed);
+        ts->stack_hi.store(child_stack_hi_, std::memory_order_relaxed);
+        ts->active.store(true, std::memory_order_release);
+        ArmLocked(ts, child_blocked_);
+      }
+    }
+  }
+  SendNewRings(false);
+  if (!shutting_down_.load()) SetSamplingEnabled(true);
+  return true;
+}
+
+bool Sampler::StartCaptureThread() {
   PthreadCreateFn create = RealPthreadCreate();
   pthread_t th;
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 256 * 1024);
   sigset_t old;
   sigset_t all;
   sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, &old);  // the drain thread starts with all blocked
-  int rc = create != nullptr ? create(&th, &attr, &Sampler::DrainThreadMain, this) : -1;
+  pthread_sigmask(SIG_BLOCK, &all, &old);  // the capture thread starts with all blocked
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    thread_running_ = true;
+  }
+  int rc = create != nullptr ? create(&th, &attr, &Sampler::CaptureThreadMain, this) : -1;
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   pthread_attr_destroy(&attr);
   if (rc != 0) {
-    AgentLog()->warn("cannot start the drain thread; the agent is off");
-    SetSamplingEnabled(false);
-    std::lock_guard<std::mutex> lock(registry_->mu());
-    for (ThreadState* ts : registry_->SnapshotLocked()) DisarmThreadClock(ts);
-    return false;
+    std::lock_guard<std::mutex> lock(mu_);
+    thread_running_ = false;
+    loop_done_ = true;
   }
-  AgentLog()->info("sampling {} mode at {} Hz with {} on signal {}",
-                   clock_spec_.wall ? "wall" : "cpu", config_.hz,
-                   clock_spec_.wall ? "wall-clock timers"
-                                    : (clock_spec_.use_perf ? "perf task-clock" : "CPU timers"),
-                   signo_);
-  return true;
+  return rc == 0;
 }
 
 void Sampler::ArmLocked(ThreadState* ts, bool signal_blocked) {
@@ -254,16 +549,17 @@ void Sampler::ArmLocked(ThreadState* ts, bool signal_blocked) {
   if (signal_blocked) spec.use_perf = false;
   int err = 0;
   if (!ArmThreadClock(ts, spec, &err)) {
-    timers_failed_.fetch_add(1, std::memory_order_relaxed);
-    LogRateLimited("timer_failed", spdlog::level::warn,
-                   "cannot create a sampling timer for thread {}: {} (thread not sampled)",
-                   ts->tid.load(), strerror(err));
+    control_->timers_failed.fetch_add(1, std::memory_order_relaxed);
+    HostLogOnce(kLogKeyTimerFailed, HostLogLevel::kWarn,
+                "cannot create a sampling timer for thread %d: %s (thread not sampled; "
+                "counted as timers_failed)",
+                ts->tid.load(), strerror(err));
     registry_->Retire(ts, MonoNs());
   }
 }
 
 void Sampler::RegisterCurrentThread() {
-  if (turned_off_.load() || shutting_down_.load()) return;
+  if (turned_off_.load() || shutting_down_.load() || registry_ == nullptr) return;
   pid_t tid = CurrentTid();
   uint64_t lo = 0, hi = 0;
   CurrentThreadStackBounds(&lo, &hi);
@@ -277,9 +573,12 @@ void Sampler::RegisterCurrentThread() {
     ts->foreign = false;
     return;
   }
-  ts = registry_->Acquire(tid);
+  ts = registry_->SnapshotLocked().size() < kMaxThreadStates ? registry_->Acquire(tid) : nullptr;
   if (ts == nullptr) {
-    timers_failed_.fetch_add(1, std::memory_order_relaxed);
+    control_->rings_failed.fetch_add(1, std::memory_order_relaxed);
+    HostLogOnce(kLogKeyRingFailed, HostLogLevel::kWarn,
+                "no sample ring for thread %d (memfd/mmap failed or too many threads); "
+                "the thread is not sampled (counted)", tid);
     return;
   }
   ts->stack_lo.store(lo, std::memory_order_relaxed);
@@ -291,6 +590,7 @@ void Sampler::RegisterCurrentThread() {
 void Sampler::RegisterAgentThread() {
   pthread_setspecific(g_thread_key, reinterpret_cast<void*>(2));
   pid_t tid = CurrentTid();
+  if (registry_ == nullptr) return;
   std::lock_guard<std::mutex> lock(registry_->mu());
   agent_tids_.insert(tid);
   if (ThreadState* ts = registry_->FindLive(tid)) {  // a scan got there first
@@ -301,6 +601,7 @@ void Sampler::RegisterAgentThread() {
 
 void Sampler::UnregisterCurrentThread() {
   pid_t tid = CurrentTid();
+  if (registry_ == nullptr) return;
   std::lock_guard<std::mutex> lock(registry_->mu());
   agent_tids_.erase(tid);
   if (ThreadState* ts = registry_->FindLive(tid)) {
@@ -336,21 +637,22 @@ void Sampler::Rescan(int64_t now, bool check_masks) {
     if (check_masks && ts->clock == ClockKind::kPerfTaskClock) {
       bool blocked = false;
       if (ThreadBlocksSignal(tid, signo_, &blocked) && blocked) {
-        AgentLog()->debug("thread {} blocks signal {}: switching it to a POSIX timer", tid, signo_);
         int err = 0;
         if (!SwitchToPosixTimer(ts, clock_spec_, &err)) {
-          timers_failed_.fetch_add(1, std::memory_order_relaxed);
+          control_->timers_failed.fetch_add(1, std::memory_order_relaxed);
           registry_->Retire(ts, now);
         }
       }
     }
   }
+  registry_->Recycle(now, kRetireGraceNs);
   if (turned_off_.load() || shutting_down_.load()) return;
   for (pid_t tid : tids) {
     if (agent_tids_.count(tid) != 0 || registry_->FindLive(tid) != nullptr) continue;
-    ThreadState* ts = registry_->Acquire(tid);
+    ThreadState* ts =
+        registry_->SnapshotLocked().size() < kMaxThreadStates ? registry_->Acquire(tid) : nullptr;
     if (ts == nullptr) {
-      timers_failed_.fetch_add(1, std::memory_order_relaxed);
+      control_->rings_failed.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
     ts->foreign = true;
@@ -361,103 +663,23 @@ void Sampler::Rescan(int64_t now, bool check_masks) {
   }
 }
 
-void* Sampler::DrainThreadMain(void* self) {
+void* Sampler::CaptureThreadMain(void* self) {
   t_agent_thread = true;
-  pthread_setname_np(pthread_self(), "ss-drain");  // tells users (top -H) what it is
-  Sampler* s = static_cast<Sampler*>(self);
-  s->RegisterAgentThread();
+  pthread_setname_np(pthread_self(), "ss-capture");  // tells users (top -H) what it is
+  auto* s = static_cast<Sampler*>(self);
   BlockAsyncSignals();
-  s->DrainLoop();
+  s->CaptureLoop();
   return nullptr;
 }
 
-void Sampler::HarvestCounters(ThreadState* ts) {
-  pending_.samples_dropped_ring_full +=
-      static_cast<int64_t>(ts->dropped_ring_full.exchange(0, std::memory_order_relaxed));
-  pending_.unwind_failures +=
-      static_cast<int64_t>(ts->dropped_bad_stack.exchange(0, std::memory_order_relaxed));
-  pending_.reentrant_signals +=
-      static_cast<int64_t>(ts->reentrant.exchange(0, std::memory_order_relaxed));
-}
-
-SamplingCounters Sampler::TakeCounters() {
-  pending_.timers_failed += timers_failed_.exchange(0, std::memory_order_relaxed);
-  SamplingCounters out = pending_;
-  pending_ = SamplingCounters();
-  return out;
-}
-
-namespace {
-int CountModules(dl_phdr_info* info, size_t, void* data) {
-  auto* out = static_cast<unsigned long long*>(data);
-  out[0] = info->dlpi_adds;
-  out[1] = info->dlpi_subs;
-  return 1;  // the counters are the same in every entry
-}
-}  // namespace
-
-bool Sampler::DrainAll() {
-  unsigned long long counts[2] = {0, 0};
-  dl_iterate_phdr(CountModules, counts);
-  if (counts[0] != dl_adds_ || counts[1] != dl_subs_) {
-    dl_adds_ = counts[0];
-    dl_subs_ = counts[1];
-    unwinder_->InvalidateModules();
-  }
-  bool any = false;
-  for (ThreadState* ts : registry_->Snapshot()) {
-    while (const SampleRecord* rec = ts->ring.Peek()) {
-      any = true;
-      StackSnapshot snap;
-      std::copy(rec->regs, rec->regs + kSnapshotRegs, snap.regs);
-      snap.stack_start = rec->stack_start;
-      snap.stack = rec->stack();
-      snap.stack_size = rec->stack_size;
-      bool truncated = false;
-      int depth = 0;
-      try {
-        depth = unwinder_->Unwind(snap, pcs_.data(), config_.max_depth, &truncated);
-      } catch (const std::exception& e) {
-        ++internal_failures_;
-        LogRateLimited("unwind_exception", spdlog::level::warn, "unwinder failed: {}", e.what());
-      }
-      if (depth <= 0) {
-        pending_.unwind_failures += rec->weight;
-        ts->ring.Pop();
-        continue;
-      }
-      // The copy ended before the stack did and the unwinder stopped there.
-      if ((rec->flags & kRecordStackCut) && depth < config_.max_depth) truncated = true;
-      if (truncated) ++pending_.truncated_stacks;
-      RawSample sample;
-      sample.pcs = pcs_.data();
-      sample.depth = static_cast<uint32_t>(depth);
-      sample.truncated = truncated;
-      sample.weight = rec->weight;
-      sample.tid = rec->tid;
-      sample.timestamp_ns = rec->timestamp_ns;
-      try {
-        sink_->OnSample(sample);
-      } catch (const std::exception& e) {
-        ++internal_failures_;
-        LogRateLimited("sink_exception", spdlog::level::warn, "pipeline failed: {}", e.what());
-      }
-      ts->ring.Pop();
-    }
-    HarvestCounters(ts);
-  }
-  {
-    std::lock_guard<std::mutex> lock(registry_->mu());
-    registry_->Recycle(MonoNs(), kRetireGraceNs);
-  }
-  if (internal_failures_ >= kMaxInternalFailures) TurnOff("repeated internal failures");
-  return any;
+void Sampler::PublishCounters() {
+  control_->foreign_signals.store(ForeignSignalCount(), std::memory_order_relaxed);
 }
 
 void Sampler::TurnOff(const char* why) {
   if (turned_off_.exchange(true)) return;
   SetSamplingEnabled(false);
-  {
+  if (registry_ != nullptr) {
     std::lock_guard<std::mutex> lock(registry_->mu());
     for (ThreadState* ts : registry_->SnapshotLocked()) {
       if (ts->retired) continue;
@@ -465,50 +687,63 @@ void Sampler::TurnOff(const char* why) {
       registry_->Retire(ts, MonoNs());
     }
   }
-  LogOnce("turned_off", spdlog::level::err, "sampling turned off: {}", why);
+  HostLogOnce(kLogKeyHandlerReplaced, HostLogLevel::kError, "sampling turned off: %s", why);
 }
 
-void Sampler::DrainLoop() {
-  try {
-    sink_ = CreatePipeline(config_);
-  } catch (const std::exception& e) {
-    AgentLog()->error("cannot create the pipeline: {}", e.what());
+void Sampler::CaptureLoop() {
+  if (child_pending_) {
+    child_pending_ = false;
+    if (!ChildInit()) {
+      turned_off_.store(true);
+      std::lock_guard<std::mutex> lock(mu_);
+      loop_done_ = true;
+      cv_.notify_all();
+      return;
+    }
   }
-  if (!sink_) {
-    sink_ = std::make_unique<NullSink>();
-    TurnOff("no pipeline");
-  }
-  unwinder_ = std::make_unique<RemoteUnwinder>();
-  for (const std::string& w : config_.warnings) AgentLog()->warn("{}", w);
-
+  RegisterAgentThread();
   int64_t now = MonoNs();
-  int64_t next_flush = now + static_cast<int64_t>(config_.flush_ms) * 1000000LL;
   int64_t next_scan = now + kRescanIntervalNs;
   int64_t next_mask_check = now + kMaskCheckIntervalNs;
   int64_t next_handler_check = now + kHandlerCheckIntervalNs;
-  int64_t deadline = 0;
+  int64_t next_reconnect = 0;
   for (;;) {
     bool stop = false, flush = false;
-    uint64_t request = 0;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait_for(lock, std::chrono::milliseconds(kDrainIntervalMs), [this] {
-        return stop_requested_ || flush_requested_ || drain_requests_ > drains_completed_;
-      });
+      cv_.wait_for(lock, std::chrono::milliseconds(kLoopIntervalMs),
+                   [this] { return stop_requested_ || flush_requested_; });
       stop = stop_requested_;
       flush = flush_requested_;
       flush_requested_ = false;
-      request = drain_requests_;
-      deadline = shutdown_deadline_ns_;
     }
-    DrainAll();
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      drains_completed_ = request;
-    }
-    cv_.notify_all();
     if (stop) break;
     now = MonoNs();
+    if (connected_.load(std::memory_order_acquire) && link_.PeerClosed()) {
+      connected_.store(false, std::memory_order_release);
+      HostLogOnce(kLogKeyReconnect, HostLogLevel::kWarn,
+                  "lost stackstream-agent; samples are kept in the rings while reconnecting");
+    }
+    if (!connected_.load(std::memory_order_acquire) && now >= next_reconnect) {
+      next_reconnect = now + kReconnectIntervalNs;
+      // Counted before the hand-off, so the new agent sees it at hello.
+      if (link_.Reconnect(config_.agent_socket, true) &&
+          (control_->reconnects.fetch_add(1, std::memory_order_relaxed), Handshake())) {
+        connected_.store(true, std::memory_order_release);
+        HostLog(HostLogLevel::kInfo, "reconnected to stackstream-agent (%s)",
+                link_.description().c_str());
+      }
+    }
+    if (connected_.load(std::memory_order_acquire)) {
+      SendNewRings(false);
+      SyncModules(false, true);
+      if (flush) {
+        capture::SimpleMessage m;
+        m.header = Header(capture::kFlush, sizeof m);
+        SendMessage(&m, sizeof m, nullptr, 0, true);
+      }
+    }
+    PublishCounters();
     if (now >= next_handler_check) {
       next_handler_check = now + kHandlerCheckIntervalNs;
       if (!turned_off_.load() && !HandlerIsInstalled(signo_)) {
@@ -521,46 +756,52 @@ void Sampler::DrainLoop() {
       Rescan(now, masks && clock_spec_.use_perf);
       next_scan = now + kRescanIntervalNs;
     }
-    if (now >= next_flush || flush) {
-      next_flush = now + static_cast<int64_t>(config_.flush_ms) * 1000000LL;
-      try {
-        sink_->Flush(TakeCounters());
-      } catch (const std::exception& e) {
-        ++internal_failures_;
-        LogRateLimited("flush_exception", spdlog::level::warn, "flush failed: {}", e.what());
-      }
-    }
   }
-  try {
-    sink_->Shutdown(TakeCounters(), deadline);
-  } catch (const std::exception& e) {
-    AgentLog()->warn("final flush failed: {}", e.what());
-  }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    drain_done_ = true;
-  }
+  std::lock_guard<std::mutex> lock(mu_);
+  loop_done_ = true;
   cv_.notify_all();
 }
 
 void Sampler::Shutdown() {
   if (shutting_down_.exchange(true)) return;
-  int64_t start = MonoNs();
   SetSamplingEnabled(false);
-  {
+  if (registry_ != nullptr) {
     std::lock_guard<std::mutex> lock(registry_->mu());
     for (ThreadState* ts : registry_->SnapshotLocked()) {
       if (!ts->retired) DisarmThreadClock(ts);
     }
   }
-  if (t_agent_thread) return;  // exit() called on an agent thread: nothing to wait for
-  std::unique_lock<std::mutex> lock(mu_);
-  stop_requested_ = true;
-  shutdown_deadline_ns_ = start + kShutdownDeadlineNs;
-  cv_.notify_all();
-  cv_.wait_until(lock,
-                 std::chrono::steady_clock::now() + std::chrono::nanoseconds(kExitBudgetNs),
-                 [this] { return drain_done_; });
+  if (t_agent_thread) return;  // exit() on the capture thread: nothing to wait for
+  {
+    // Stop the capture thread (bounded: it never blocks for long).
+    std::unique_lock<std::mutex> lock(mu_);
+    stop_requested_ = true;
+    cv_.notify_all();
+    if (thread_running_) {
+      cv_.wait_for(lock, std::chrono::milliseconds(300), [this] { return loop_done_; });
+    }
+    if (!loop_done_) return;  // still busy: leave the rest to EOF on the socket
+  }
+  if (!connected_.load(std::memory_order_acquire) || control_ == nullptr) return;
+  // Rings and modules that appeared since the last round, then goodbye.
+  SendNewRings(false);
+  SyncModules(false, false);
+  PublishCounters();
+  capture::SimpleMessage bye;
+  bye.header = Header(capture::kGoodbye, sizeof bye);
+  if (!SendMessage(&bye, sizeof bye, nullptr, 0, false)) return;
+  // The offline file must be complete when exit returns (bounded wait);
+  // the network part is the agent's business after we are gone.
+  if (HasOutput()) link_.WaitFor(capture::kGoodbyeDone, kGoodbyeWaitMs);
+}
+
+bool Sampler::HasOutput() const {
+  for (size_t i = 0; i < env_.size();) {
+    const char* kv = env_.c_str() + i;
+    if (strncmp(kv, "STACKSTREAM_OUTPUT=", 19) == 0 && kv[19] != '\0') return true;
+    i += strlen(kv) + 1;
+  }
+  return false;
 }
 
 void Sampler::RequestFlush() {
@@ -569,18 +810,11 @@ void Sampler::RequestFlush() {
   cv_.notify_all();
 }
 
-void Sampler::DrainBeforeUnload(int timeout_ms) {
-  if (t_agent_thread || shutting_down_.load()) return;
-  // Only worth a wait when samples are pending (they may point into the
-  // module about to be unmapped).
-  bool pending = false;
-  for (ThreadState* ts : registry_->Snapshot()) pending |= !ts->ring.Empty();
-  if (!pending) return;
-  std::unique_lock<std::mutex> lock(mu_);
-  uint64_t want = ++drain_requests_;
-  cv_.notify_all();
-  cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
-               [this, want] { return drains_completed_ >= want || drain_done_; });
+void Sampler::SyncModulesFromCaller() {
+  if (t_agent_thread || shutting_down_.load() || !connected_.load(std::memory_order_acquire)) {
+    return;
+  }
+  SyncModules(false, false);
 }
 
 void Sampler::SetPaused(bool paused) {
@@ -588,9 +822,30 @@ void Sampler::SetPaused(bool paused) {
   SetSamplingEnabled(!paused);
 }
 
+void Sampler::ForkPrepare() {
+  fork_tid_ = CurrentTid();
+  if (registry_ != nullptr) registry_->mu().lock();
+  modules_mu_.lock();
+  link_.mu().lock();
+}
+
+void Sampler::ForkParent() {
+  link_.mu().unlock();
+  modules_mu_.unlock();
+  if (registry_ != nullptr) registry_->mu().unlock();
+}
+
 void Sampler::AbandonInChild() {
-  for (ThreadState* ts : registry_->SnapshotLocked()) ForgetInheritedClock(ts);
+  SetSamplingEnabled(false);
+  if (registry_ != nullptr) {
+    for (ThreadState* ts : registry_->SnapshotLocked()) ForgetInheritedClock(ts);
+  }
   ClearPerfFdTable();
+  link_.Close();  // the parent's connection
+  // This thread took these in ForkPrepare; the parent's sampler is never used
+  // again, but keep its mutexes unlocked for tidiness.
+  link_.mu().unlock();
+  modules_mu_.unlock();
 }
 
 // ---- free functions ----
@@ -600,18 +855,30 @@ Sampler* CurrentSampler() { return g_sampler.load(std::memory_order_acquire); }
 bool IsAgentThread() { return t_agent_thread; }
 
 namespace {
-void StartWithConfig(const Config& config) {
-  InitAgentLog(config);
-  if (config.disabled) return;
-  auto* s = new Sampler(config);  // never destroyed
-  g_sampler.store(s, std::memory_order_release);
-  if (!s->Start()) g_sampler.store(nullptr, std::memory_order_release);
+
+Config ReadHostConfig() {
+  Config config = ReadConfigFromEnv(static_cast<int>(getpid()));
+  return config;
 }
+
 }  // namespace
 
 void StartAgent() {
   if (g_started.exchange(true)) return;
-  StartWithConfig(ReadConfigFromEnv(static_cast<int>(getpid())));
+  Config config = ReadHostConfig();
+  InitHostLog(config.log_level.c_str(), config.log_file.c_str());
+  for (const std::string& w : config.warnings) {
+    HostLog(HostLogLevel::kWarn, "%s", w.c_str());
+  }
+  if (config.disabled) return;
+  // Never profile stackstream-agent itself (a helper, or a daemon started
+  // from a shell that has LD_PRELOAD set).
+  if (getenv("STACKSTREAM_HELPER") != nullptr) return;
+  std::string exe = ExePath();
+  if (exe.size() >= 18 && exe.compare(exe.size() - 18, 18, "/stackstream-agent") == 0) return;
+  auto* s = new Sampler(config);  // never destroyed
+  g_sampler.store(s, std::memory_order_release);
+  if (!s->Start()) g_sampler.store(nullptr, std::memory_order_release);
 }
 
 void ShutdownAgent() {
@@ -627,40 +894,29 @@ void RequestFlush() {
   if (Sampler* s = CurrentSampler()) s->RequestFlush();
 }
 
-void DrainBeforeUnload(int timeout_ms) {
-  if (Sampler* s = CurrentSampler()) s->DrainBeforeUnload(timeout_ms);
+void SyncModulesBeforeUnload() {
+  if (Sampler* s = CurrentSampler()) s->SyncModulesFromCaller();
 }
 
 void AgentForkPrepare() {
-  if (Sampler* s = CurrentSampler()) s->registry_mu().lock();
+  if (Sampler* s = CurrentSampler()) s->ForkPrepare();
 }
 
 void AgentForkParent() {
-  if (Sampler* s = CurrentSampler()) s->registry_mu().unlock();
+  if (Sampler* s = CurrentSampler()) s->ForkParent();
 }
 
 void AgentForkChild() {
-  // Before the child's new pipeline (and sender) can exist: may it use gRPC?
-  pipeline::GrpcForkChildEarly();
-  ResetAgentLogAfterFork();
   Sampler* old = CurrentSampler();
   if (old == nullptr) return;  // disabled or failed in the parent: stay so
-  // The parent's sampler is abandoned (its mutex stays locked, its drain
-  // thread does not exist here); a new one starts for this process.
+  // The parent's sampler is abandoned (its registry mutex stays locked, its
+  // capture thread does not exist here); a new one starts for this process.
   old->AbandonInChild();
   g_sampler.store(nullptr, std::memory_order_release);
   if (g_shutdown_done.load()) return;  // forked during exit
-  StartWithConfig(ReadConfigFromEnv(static_cast<int>(getpid())));
-}
-
-// gRPC starts its threads on whichever thread calls grpc_init() or forks
-// (its fork handlers restart them): agent_main.cc marks that thread around
-// those calls so that they are registered as agent threads, not sampled as
-// the host's. Returns the previous mark. (Declared in agent_main.cc.)
-bool SetCreatingAgentThreads(bool on) {
-  bool old = t_agent_thread;
-  t_agent_thread = on;
-  return old;
+  auto* s = new Sampler(ReadHostConfig());  // never destroyed
+  g_sampler.store(s, std::memory_order_release);
+  if (!s->StartInChild(old)) g_sampler.store(nullptr, std::memory_order_release);
 }
 
 ThreadStartWrap WrapThreadStart(void* (*start)(void*), void* arg) {

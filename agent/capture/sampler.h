@@ -1,12 +1,14 @@
-// Sampler: the agent's sampling engine and lifecycle. One instance per
-// process (a forked child gets a new one; the parent's is abandoned, never
-// destroyed). It owns the signal, the thread registry, the per-thread
-// clocks and the drain thread, which empties the rings, unwinds (remote
-// unwinder), feeds the SampleSink (the pipeline), flushes every flush_ms and
-// shuts the sink down at exit.
+// Sampler: the capture library's engine and lifecycle in the host. One
+// instance per process (a forked child gets a new one; the parent's is
+// abandoned, never destroyed). It owns the signal, the thread registry, the
+// per-thread clocks, the shared-memory rings and the link to
+// stackstream-agent, plus one background thread ("ss-capture") that hands
+// new rings and module changes to the agent, rescans threads, and
+// reconnects when the agent went away. Nothing here unwinds, symbolizes or
+// talks to the network: that is stackstream-agent's work.
 //
 // Thread-safety: all public functions are thread-safe. Agent threads (the
-// drain thread and every thread it creates, e.g. gRPC's) are never sampled.
+// capture thread) are never sampled.
 #pragma once
 
 #include <pthread.h>
@@ -24,19 +26,20 @@ class Sampler;
 // The running sampler, or nullptr (not started, disabled, or failed).
 Sampler* CurrentSampler();
 
-// Starts the agent from the ELF constructor: reads the config, installs the
-// handler, registers the calling and existing threads, starts the drain
-// thread. Idempotent.
+// Starts capture from the ELF constructor: reads the config, connects to (or
+// starts) stackstream-agent, installs the handler, registers the calling and
+// existing threads, starts the capture thread. Idempotent.
 void StartAgent();
 
-// Final flush at exit: stops sampling, lets the drain thread deliver what is
-// left, waits at most ~1 s. Idempotent; later calls return at once.
+// At exit: stops sampling, hands the last rings and modules to the agent and
+// says goodbye. Waits (at most ~1 s) only when STACKSTREAM_OUTPUT is set, for
+// the agent to have written the file. Idempotent; later calls return at once.
 void ShutdownAgent();
 
 // Runtime switch (C API): stop/start taking samples without tearing down.
 void SetAgentPaused(bool paused);
 
-// Ask the drain thread to flush now (C API).
+// Ask the agent to flush now (C API).
 void RequestFlush();
 
 // fork() hooks (pthread_atfork).
@@ -58,9 +61,10 @@ ThreadStartWrap WrapThreadStart(void* (*start)(void*), void* arg);
 // If the real pthread_create failed, frees what WrapThreadStart allocated.
 void DiscardThreadStart(const ThreadStartWrap& wrap);
 
-// Called before dlclose: drain the rings while the module is still mapped,
-// so its frames resolve. Waits at most "timeout_ms".
-void DrainBeforeUnload(int timeout_ms);
+// Called before dlclose: make sure the agent knows every module loaded now
+// (a module loaded and unloaded between two scans would otherwise never be
+// described), without waiting.
+void SyncModulesBeforeUnload();
 
 // The real pthread_create (dlsym RTLD_NEXT), for agent-internal threads.
 using PthreadCreateFn = int (*)(pthread_t*, const pthread_attr_t*, void* (*)(void*), void*);

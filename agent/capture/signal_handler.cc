@@ -1,10 +1,10 @@
 // THE ASYNC-SIGNAL-SAFE ZONE.
 //
 // Contract (in the spirit of gperftools' profile-handler.h):
-// - The agent owns one real-time signal, chosen at start among those whose
+// - The capture library owns one real-time signal, chosen at start among those whose
 //   disposition is SIG_DFL. It never touches SIGPROF, ITIMER_PROF or any
 //   signal the host handles. If the host later installs its own handler for
-//   our signal, the drain thread notices (HandlerIsInstalled), logs once and
+//   our signal, the capture thread notices (HandlerIsInstalled), logs once and
 //   stops sampling; it never re-installs over the host.
 // - The signal is only ever generated for one thread at a time: by that
 //   thread's POSIX timer (SIGEV_THREAD_ID, si_code SI_TIMER, sival_ptr = its
@@ -23,8 +23,9 @@
 //   read outside memory that is mapped while the thread runs on it. A full
 //   ring, an unknown thread or an SP outside the bounds (sigaltstack,
 //   coroutine stacks) drop the sample and bump a counter.
-// - Unwinding happens later on the drain thread, from the copy
-//   (RemoteUnwinder).
+// - The ring is shared memory (a memfd) that stackstream-agent maps: the
+//   record is plain data (capture_format.h). Unwinding happens later, in the
+//   agent process, from the copy and the module files.
 // - Changing shared data: ThreadStates are never freed; the handler only
 //   samples a thread whose state is "active". To stop, clear the global
 //   enable flag and/or the state's active flag, then disarm the clock; a
@@ -58,6 +59,7 @@ namespace {
 std::atomic<bool> g_enabled{false};
 std::atomic<uint64_t> g_foreign{0};
 std::atomic<ThreadState*> g_perf_fd_table[kPerfFdTableSize];
+std::atomic<uint64_t> g_module_generation{0};
 
 // Copies raw stack memory (memcpy is async-signal-safe since POSIX.1-2016).
 // Under ASan/TSan the stack holds redzones the sanitizer would flag and its
@@ -126,8 +128,13 @@ void SampleSignalHandler(int signo, siginfo_t* info, void* ucontext) {
     errno = saved_errno;
     return;
   }
+  capture::RingHeader* rh = ts->ring.header();
+  if (rh == nullptr) {
+    errno = saved_errno;
+    return;
+  }
   if (ts->in_handler.exchange(1, std::memory_order_acquire) != 0) {
-    ts->reentrant.fetch_add(1, std::memory_order_relaxed);
+    rh->reentrant.fetch_add(1, std::memory_order_relaxed);
     errno = saved_errno;
     return;
   }
@@ -139,22 +146,23 @@ void SampleSignalHandler(int signo, siginfo_t* info, void* ucontext) {
     // Bounds not known yet (thread found by scanning): let the drain thread
     // look the mapping up.
     ts->probe_sp.store(sp, std::memory_order_relaxed);
-    ts->dropped_bad_stack.fetch_add(weight, std::memory_order_relaxed);
+    rh->dropped_bad_stack.fetch_add(weight, std::memory_order_relaxed);
   } else if (sp < lo || sp >= hi) {
-    ts->dropped_bad_stack.fetch_add(weight, std::memory_order_relaxed);
+    rh->dropped_bad_stack.fetch_add(weight, std::memory_order_relaxed);
   } else {
-    SampleRecord* rec = ts->ring.TryBeginWrite();
+    capture::SampleRecord* rec = ts->ring.TryBeginWrite();
     if (rec == nullptr) {
-      ts->dropped_ring_full.fetch_add(weight, std::memory_order_relaxed);
+      rh->dropped_ring_full.fetch_add(weight, std::memory_order_relaxed);
     } else {
       CopyRegs(uc, rec->regs);
       uint64_t avail = hi - sp;
       uint32_t cap = ts->ring.stack_capacity();
       uint32_t n = avail > cap ? cap : static_cast<uint32_t>(avail);
-      CopyBytes(rec->stack(), reinterpret_cast<const uint8_t*>(sp), n);
+      CopyBytes(ts->ring.StackOf(rec), reinterpret_cast<const uint8_t*>(sp), n);
       rec->stack_start = sp;
       rec->stack_size = n;
-      rec->flags = avail > cap ? kRecordStackCut : 0;
+      rec->flags = avail > cap ? capture::kRecordStackCut : 0;
+      rec->module_generation = g_module_generation.load(std::memory_order_relaxed);
       rec->weight = weight;
       rec->tid = ts->tid.load(std::memory_order_relaxed);
       timespec now;
@@ -231,7 +239,11 @@ void ClearPerfFdTable() {
   for (auto& e : g_perf_fd_table) e.store(nullptr, std::memory_order_relaxed);
 }
 
-uint64_t TakeForeignSignalCount() { return g_foreign.exchange(0, std::memory_order_relaxed); }
+uint64_t ForeignSignalCount() { return g_foreign.load(std::memory_order_relaxed); }
+
+void SetModuleGeneration(uint64_t generation) {
+  g_module_generation.store(generation, std::memory_order_relaxed);
+}
 
 }  // namespace agent
 }  // namespace stackstream

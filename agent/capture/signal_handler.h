@@ -19,7 +19,7 @@ namespace stackstream {
 namespace agent {
 
 // Bytes of stack the handler copies at most (from SP toward the stack end).
-constexpr uint32_t kStackCopyBytes = 32 * 1024;
+constexpr uint32_t kStackCopyBytes = capture::kStackCopyBytes;
 
 // Perf fds above this are not used (the thread falls back to a POSIX timer).
 constexpr int kPerfFdTableSize = 8192;
@@ -45,8 +45,12 @@ void UnregisterPerfFd(int fd);
 void ClearPerfFdTable();
 
 // Signals of our number that were not ours (sent by kill/sigqueue, or for
-// an unknown fd); read and reset by the drain thread.
-uint64_t TakeForeignSignalCount();
+// an unknown fd), since start.
+uint64_t ForeignSignalCount();
+
+// The module generation the handler stamps on every sample (the host bumps
+// it after it has sent the module snapshot of that generation).
+void SetModuleGeneration(uint64_t generation);
 
 // The handler. Exposed for the handler benchmark and tests.
 void SampleSignalHandler(int signo, siginfo_t* info, void* ucontext);

@@ -16,11 +16,14 @@ ThreadState* ThreadRegistry::Acquire(int tid) {
   }
   if (ts == nullptr) {
     ts = new ThreadState;  // never freed: a late signal may still reach it
-    if (!ts->ring.Init(ring_slots_, stack_capacity_)) {
+    ts->ring_id = next_ring_id_++;
+    ts->ring_fd = ts->ring.Create(ring_slots_, stack_capacity_, ts->ring_id);
+    if (ts->ring_fd < 0) {
       delete ts;  // never published anywhere yet
       return nullptr;
     }
     states_.push_back(ts);
+    new_rings_.push_back(ts);
   }
   ts->free = false;
   ts->retired = false;
@@ -33,8 +36,17 @@ ThreadState* ThreadRegistry::Acquire(int tid) {
   ts->stack_hi.store(0, std::memory_order_relaxed);
   ts->probe_sp.store(0, std::memory_order_relaxed);
   ts->tid.store(tid, std::memory_order_release);
+  ts->ring.header()->tid.store(tid, std::memory_order_relaxed);
   return ts;
 }
+
+std::vector<ThreadState*> ThreadRegistry::TakeNewRings() {
+  std::vector<ThreadState*> out;
+  out.swap(new_rings_);
+  return out;
+}
+
+std::vector<ThreadState*> ThreadRegistry::AllRingsLocked() const { return states_; }
 
 ThreadState* ThreadRegistry::FindLive(int tid) {
   for (ThreadState* s : states_) {

@@ -1,5 +1,6 @@
 // ThreadRegistry: the set of ThreadStates (one per sampled thread) and the
-// pool that recycles them.
+// pool that recycles them. A state's ring is created (memfd) with the state
+// and reused by later threads; it is recycled only once the agent drained it.
 //
 // Thread-safety: every method REQUIRES mu() held, except Snapshot() which
 // takes it. The signal handler never calls into the registry; it reaches a
@@ -51,11 +52,19 @@ class ThreadRegistry {
 
   int live_count() const;
 
+  // Rings created since the last call (to be handed to the agent).
+  std::vector<ThreadState*> TakeNewRings();
+  // Every state ever created, pooled ones included (all rings the agent
+  // must know after a reconnect).
+  std::vector<ThreadState*> AllRingsLocked() const;
+
  private:
   std::mutex mu_;
   const uint32_t ring_slots_;
   const uint32_t stack_capacity_;
   std::vector<ThreadState*> states_;  // never freed
+  std::vector<ThreadState*> new_rings_;
+  uint32_t next_ring_id_ = 1;
 };
 
 }  // namespace agent

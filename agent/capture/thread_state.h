@@ -1,12 +1,13 @@
-// ThreadState: what the agent keeps per sampled thread: its stack bounds, its
-// sample ring, its sampling clock (POSIX timer or perf event) and the drop
-// counters the signal handler bumps.
+// ThreadState: what the capture library keeps per sampled thread: its stack
+// bounds, its sample ring (shared memory, handed to stackstream-agent; the
+// drop counters the signal handler bumps live in the ring's header) and its
+// sampling clock (POSIX timer or perf event).
 //
 // Thread-safety: fields marked "handler" are atomics read or written by the
 // thread's own signal handler (async-signal-safe) and by the drain thread.
 // Fields marked "registry" are guarded by ThreadRegistry::mu().
-// ThreadStates are never freed: retired ones are recycled by the drain thread
-// after a grace period, so a late signal never touches freed memory.
+// ThreadStates are never freed: retired ones are recycled once their ring is
+// drained, so a late signal never touches freed memory.
 #pragma once
 
 #include <time.h>
@@ -37,12 +38,9 @@ struct ThreadState {
   // phases divide the period cannot phase-lock with it.
   std::atomic<uint64_t> perf_period_ns{0};
   uint64_t rng_state = 0x9e3779b97f4a7c15ULL;  // handler only
-  SampleRing ring;                 // handler = producer, drain thread = consumer
-
-  // handler -> drain thread counters (drain thread exchanges them to 0).
-  std::atomic<uint64_t> dropped_ring_full{0};
-  std::atomic<uint64_t> dropped_bad_stack{0};  // SP outside known bounds, or unknown
-  std::atomic<uint64_t> reentrant{0};
+  capture::SampleRing ring;        // handler = producer, stackstream-agent = consumer
+  int ring_fd = -1;                // the ring's memfd (kept: resent after a reconnect)
+  uint32_t ring_id = 0;
 
   // registry:
   ClockKind clock = ClockKind::kNone;

@@ -13,8 +13,12 @@ namespace stackstream {
 namespace agent {
 namespace {
 
+// The variable source of the config being read (the process environment, or
+// the environment a host sent to stackstream-agent).
+thread_local const EnvLookup* t_lookup = nullptr;
+
 const char* Env(const char* name) {
-  const char* v = getenv(name);
+  const char* v = t_lookup != nullptr ? (*t_lookup)(name) : getenv(name);
   return (v != nullptr && v[0] != '\0') ? v : nullptr;
 }
 
@@ -62,11 +66,9 @@ void ReadInt(Config* c, const char* name, int lo, int hi, int* out) {
   *out = static_cast<int>(x);
 }
 
-std::string ExeBasename() {
-  char buf[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-  if (n > 0) {
-    buf[n] = '\0';
+std::string ExeBasename(const std::string& exe) {
+  if (!exe.empty()) {
+    const char* buf = exe.c_str();
     const char* slash = strrchr(buf, '/');
     std::string base = slash != nullptr ? slash + 1 : buf;
     // A deleted or replaced binary reads "name (deleted)".
@@ -102,7 +104,9 @@ std::string ExpandPid(const std::string& path, int pid) {
 
 }  // namespace
 
-Config ReadConfigFromEnv(int pid) {
+namespace {
+
+Config ReadConfigImpl(int pid, const std::string& exe_path) {
   Config c;
   if (const char* v = Env("STACKSTREAM_DISABLE")) {
     std::string s = Trim(v);
@@ -124,7 +128,7 @@ Config ReadConfigFromEnv(int pid) {
   }
   if (const char* v = Env("STACKSTREAM_OUTPUT")) c.output = ExpandPid(v, pid);
   if (const char* v = Env("STACKSTREAM_SERVICE")) c.service = Trim(v);
-  if (c.service.empty()) c.service = ExeBasename();
+  if (c.service.empty()) c.service = ExeBasename(exe_path);
   if (const char* v = Env("STACKSTREAM_LABELS")) {
     for (const std::string& kv : SplitComma(v)) {
       size_t eq = kv.find('=');
@@ -174,6 +178,25 @@ Config ReadConfigFromEnv(int pid) {
   }
   if (const char* v = Env("STACKSTREAM_SYSTEM_LINES")) c.system_library_lines = Trim(v) == "1";
   ReadInt(&c, "STACKSTREAM_SPOOL_BYTES", int64_t{0}, int64_t{1} << 40, &c.spool_bytes);
+  if (const char* v = Env("STACKSTREAM_AGENT_SOCKET")) c.agent_socket = Trim(v);
+  return c;
+}
+
+}  // namespace
+
+Config ReadConfigFromEnv(int pid) {
+  char buf[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  std::string exe = n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+  EnvLookup lookup = [](const char* name) -> const char* { return getenv(name); };
+  return ReadConfig(lookup, pid, exe);
+}
+
+Config ReadConfig(const EnvLookup& lookup, int pid, const std::string& exe_path) {
+  const EnvLookup* saved = t_lookup;
+  t_lookup = &lookup;
+  Config c = ReadConfigImpl(pid, exe_path);
+  t_lookup = saved;
   return c;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -12,6 +13,9 @@ namespace stackstream {
 namespace agent {
 
 enum class Mode { kCpu, kWall };
+
+// Where hosts look for the node daemon when STACKSTREAM_AGENT_SOCKET is unset.
+constexpr const char* kDefaultAgentSocket = "/run/stackstream/agent.sock";
 
 struct Config {
   bool disabled = false;                            // STACKSTREAM_DISABLE=1
@@ -36,6 +40,9 @@ struct Config {
   // Source lines / inline frames for system libraries from their separate
   // debug files (STACKSTREAM_SYSTEM_LINES=1). Off by default: costly.
   bool system_library_lines = false;
+  // The node daemon's socket: a path, or "@name" for an abstract socket
+  // (STACKSTREAM_AGENT_SOCKET; default kDefaultAgentSocket).
+  std::string agent_socket = kDefaultAgentSocket;
 
   std::vector<std::string> warnings;                // one line per bad value
 
@@ -46,6 +53,11 @@ constexpr int kMaxDepthLimit = 512;
 
 // Reads the STACKSTREAM_* environment. "pid" expands %p in the output path.
 Config ReadConfigFromEnv(int pid);
+
+// Same, from "lookup" (name -> value or nullptr): the environment a host
+// sent to stackstream-agent. "exe_path" gives the default service name.
+using EnvLookup = std::function<const char*(const char*)>;
+Config ReadConfig(const EnvLookup& lookup, int pid, const std::string& exe_path);
 
 }  // namespace agent
 }  // namespace stackstream

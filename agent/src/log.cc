@@ -108,15 +108,6 @@ spdlog::logger* AgentLog() {
   return l;
 }
 
-void ResetAgentLogAfterFork() {
-  // Another parent thread may have held any of these mutexes at fork time.
-  MuPtr() = new std::mutex;
-  RateMuPtr() = new std::mutex;
-  RatePtr() = new std::map<std::string, RateState>;
-  std::lock_guard<std::mutex> lock(*MuPtr());
-  g_logger.store(MakeLogger(Settings()), std::memory_order_release);
-}
-
 bool ShouldLog(const std::string& kind, int64_t min_interval_ms, int64_t* suppressed) {
   std::lock_guard<std::mutex> lock(*RateMuPtr());
   std::map<std::string, RateState>& rate = *RatePtr();

@@ -1,10 +1,8 @@
-// The agent's logger: spdlog to stderr or STACKSTREAM_LOG_FILE at
-// STACKSTREAM_LOG level; never stdout. Never call from a signal handler.
+// stackstream-agent's logger: spdlog to stderr or a file at a level
+// (STACKSTREAM_LOG / --log-level); never stdout.
 //
 // Thread-safety: all functions are thread-safe. AgentLog() is usable before
-// InitAgentLog() (a stderr logger at "warn"). After fork() the child calls
-// ResetAgentLogAfterFork(): the parent's logger (whose mutex another thread
-// may have held at fork time) is leaked and a fresh one is made.
+// InitAgentLog() (a stderr logger at "warn").
 //
 // Usage:
 //   AgentLog()->warn("STACKSTREAM_HZ={} is not a number; using {}", v, 100);
@@ -29,10 +27,6 @@ void InitAgentLog(const Config& config);
 
 // The agent's logger; never null, never destroyed.
 spdlog::logger* AgentLog();
-
-// In the child after fork(): abandon the parent's logger, make a new one with
-// the same settings.
-void ResetAgentLogAfterFork();
 
 // Rate limiting by "kind" (a short stable key). ShouldLog returns true when a
 // message of this kind may be written now: the first time, and then at most

@@ -1,5 +1,5 @@
-// The pipeline SampleSink: symbolizer + summary builder + offline writer +
-// sender, wired as the Config asks.
+// The pipeline SampleSink of one host process: the shared symbolizer +
+// summary builder + offline writer + sender, wired as its Config asks.
 #include "pipeline/pipeline.h"
 
 #include <time.h>
@@ -38,39 +38,39 @@ v1::Counters ToCounters(const SamplingCounters& d) {
   c.set_truncated_stacks(d.truncated_stacks);
   c.set_timers_failed(d.timers_failed);
   c.set_reentrant_signals(d.reentrant_signals);
+  c.set_agent_reconnects(d.agent_reconnects);
+  c.set_samples_lost_agent_restart(d.samples_lost_agent_restart);
+  c.set_messages_dropped(d.messages_dropped);
   return c;
 }
 
 bool AnyCounter(const v1::Counters& c) {
   return c.samples_dropped_ring_full() || c.unwind_failures() || c.truncated_stacks() ||
          c.timers_failed() || c.summaries_dropped_spool_full() || c.samples_dropped_spool_full() ||
-         c.reentrant_signals() || c.stacks_dropped_limit() || c.summaries_rejected();
+         c.reentrant_signals() || c.stacks_dropped_limit() || c.summaries_rejected() ||
+         c.agent_reconnects() || c.samples_lost_agent_restart() || c.messages_dropped();
 }
 
-// Used when the pipeline cannot start: the agent keeps running, inert.
+// Used when the pipeline cannot start: the session keeps draining, inert.
 class NullSink : public SampleSink {
  public:
   void OnSample(const RawSample&) override {}
   void Flush(const SamplingCounters&) override {}
-  void Shutdown(const SamplingCounters&, int64_t) override {}
+  void Finish(int64_t) override {}
 };
-
-pipeline::Symbolizer::Options SymbolizerOptions(const Config& config) {
-  pipeline::Symbolizer::Options options;
-  options.system_library_lines = config.system_library_lines;
-  return options;
-}
 
 class PipelineSink : public SampleSink {
  public:
-  explicit PipelineSink(const Config& config)
-      : creator_pid_(getpid()), symbolizer_(SymbolizerOptions(config)) {
-    v1::ProcessIdentity identity = pipeline::MakeProcessIdentity(config);
+  PipelineSink(const Config& config, const HostProcess& process, pipeline::Symbolizer* symbolizer)
+      : thread_names_(process.pid) {
+    v1::ProcessIdentity identity =
+        pipeline::MakeProcessIdentity(config, process.pid, process.executable_path,
+                                      process.executable_build_id);
     std::vector<v1::Label> labels = pipeline::MakeLabels(config, identity.host());
     builder_ = std::make_unique<pipeline::SummaryBuilder>(
         identity, std::move(labels),
         config.mode == Mode::kWall ? v1::SAMPLING_MODE_WALL : v1::SAMPLING_MODE_CPU,
-        config.period_nanos(), &symbolizer_, &thread_names_, pipeline::SummaryBuilder::Options());
+        config.period_nanos(), symbolizer, &thread_names_, pipeline::SummaryBuilder::Options());
     builder_->StartWindow(RealtimeNs());
     if (!config.output.empty()) {
       offline_ = std::make_unique<pipeline::OfflineWriter>(config.output);
@@ -82,30 +82,16 @@ class PipelineSink : public SampleSink {
     }
   }
 
-  ~PipelineSink() override {
-    if (getpid() != creator_pid_) {
-      // A forked child must not touch the parent's sender (gRPC objects,
-      // threads that do not exist here): leak it.
-      (void)sender_.release();
-    }
-  }
-
-  void OnSample(const RawSample& sample) override {
-    if (getpid() != creator_pid_) return;
-    builder_->Add(sample);
-  }
+  void OnSample(const RawSample& sample) override { builder_->Add(sample); }
 
   void Flush(const SamplingCounters& delta) override { CloseWindow(delta); }
 
-  void Shutdown(const SamplingCounters& delta, int64_t deadline_ns) override {
-    if (getpid() != creator_pid_) return;
-    CloseWindow(delta);
+  void Finish(int64_t deadline_ns) override {
     if (sender_ != nullptr) sender_->Shutdown(deadline_ns);
   }
 
  private:
   void CloseWindow(const SamplingCounters& delta) {
-    if (getpid() != creator_pid_) return;
     try {
       stats_.BeginFlush();
       v1::Counters counters = ToCounters(delta);
@@ -114,9 +100,6 @@ class PipelineSink : public SampleSink {
       int64_t samples = builder_->window_samples();
       size_t stacks = builder_->window_stacks();
       builder_->Finish(counters, RealtimeNs(), &summary);
-      // Refresh the module map once per window (cheap): catches a module
-      // replaced at an address already known.
-      symbolizer_.RefreshModules();
       Status valid = ValidateSummary(summary);
       if (!valid.ok()) {
         PipelineLog("invalid_summary", spdlog::level::err,
@@ -143,8 +126,6 @@ class PipelineSink : public SampleSink {
     }
   }
 
-  const pid_t creator_pid_;
-  pipeline::Symbolizer symbolizer_;
   pipeline::ThreadNames thread_names_;
   std::unique_ptr<pipeline::SummaryBuilder> builder_;
   std::unique_ptr<pipeline::OfflineWriter> offline_;
@@ -154,9 +135,10 @@ class PipelineSink : public SampleSink {
 
 }  // namespace
 
-std::unique_ptr<SampleSink> CreatePipeline(const Config& config) {
+std::unique_ptr<SampleSink> CreatePipeline(const Config& config, const HostProcess& process,
+                                           pipeline::Symbolizer* symbolizer) {
   try {
-    return std::make_unique<PipelineSink>(config);
+    return std::make_unique<PipelineSink>(config, process, symbolizer);
   } catch (const std::exception& e) {
     AgentLog()->error("stackstream: pipeline could not start ({}); samples are discarded",
                       e.what());

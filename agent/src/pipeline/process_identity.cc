@@ -9,7 +9,6 @@
 #include <map>
 #include <random>
 
-#include "pipeline/module_map.h"
 #include "pipeline/pipeline_log.h"
 
 #ifndef STACKSTREAM_VERSION
@@ -53,14 +52,11 @@ std::string NewAgentInstanceId() {
   return id;
 }
 
-v1::ProcessIdentity MakeProcessIdentity(const Config& config) {
+v1::ProcessIdentity MakeProcessIdentity(const Config& config, int pid, const std::string& exe,
+                                        const std::string& exe_build_id) {
   v1::ProcessIdentity id;
   char host[HOST_NAME_MAX + 1] = {};
   if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
-  char exe[PATH_MAX + 1] = {};
-  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n < 0) n = 0;
-  exe[n] = '\0';
   std::string service = config.service;
   if (service.empty()) {
     std::string path(exe);
@@ -70,9 +66,9 @@ v1::ProcessIdentity MakeProcessIdentity(const Config& config) {
   }
   id.set_service(service);
   id.set_host(host);
-  id.set_pid(getpid());
+  id.set_pid(pid);
   id.set_executable_path(exe);
-  id.set_executable_build_id(ReadBuildId(exe));
+  id.set_executable_build_id(exe_build_id);
   id.set_agent_version(STACKSTREAM_VERSION);
   id.set_agent_instance_id(NewAgentInstanceId());
   return id;

@@ -21,106 +21,11 @@
 #include "pipeline/spool.h"
 #include "stackstream/v1/ingest.grpc.pb.h"
 
-// gRPC's fork handlers (src/core/lib/iomgr/fork_posix.h, exported by
-// libgrpc but not in its public headers; grpcio for Python calls them the
-// same way). Debian's libgrpc 1.51 is built without
-// GRPC_POSIX_FORK_ALLOW_PTHREAD_ATFORK, so grpc_init() never registers them
-// itself, even with fork support on: the agent calls them (GrpcFork* below).
-void grpc_prefork();
-void grpc_postfork_parent();
-void grpc_postfork_child();
-// gRPC's switch for its fork support (libgpr, exported): the programmatic
-// form of GRPC_ENABLE_FORK_SUPPORT, read by the first grpc_init().
-namespace grpc_core {
-class Fork {
- public:
-  static void Enable(bool enable);
-};
-}  // namespace grpc_core
 
 namespace stackstream {
 namespace agent {
 namespace pipeline {
 namespace {
-
-// ---- fork() and gRPC ----
-//
-// gRPC 1.51 supports fork() only when GRPC_ENABLE_FORK_SUPPORT is set at its
-// first grpc_init() (it then tracks its fds and ExecCtxs), and only if
-// grpc_prefork / grpc_postfork_parent / grpc_postfork_child run around
-// fork(): they stop its internal threads before, and in the child close the
-// parent's sockets, make a new poller and restart the threads. grpc_prefork
-// skips all of that ("Other threads are currently calling into gRPC") when
-// any thread is inside a gRPC call at that moment; the child's gRPC is then
-// unusable (its poller is the parent's epoll set, its threads are dead).
-//
-// So (a) the sender's first use of gRPC turns fork support on
-// (grpc_core::Fork::Enable, no environment change) and calls grpc_init()
-// once (never grpc_shutdown); before that gRPC is not initialized and a
-// fork() costs the host nothing extra; (b) the sender uses gRPC only inside a
-// GrpcUse scope and holds no call open between batches, and (c) the agent's
-// atfork handlers (GrpcFork* below) close the gate for new scopes, record
-// whether one was open, and call gRPC's handlers. The child may use gRPC
-// (with new channels; the parent's objects are leaked, never touched) only
-// if none was open and the parent itself could.
-
-// The pid of the process whose gRPC state the agent uses (0: none used yet).
-// A forked child inherits the parent's pid here; it becomes the child's own
-// pid after a clean fork (GrpcForkChildEarly).
-std::atomic<pid_t> g_grpc_pid{0};
-// gRPC's fork support is wanted (GRPC_ENABLE_FORK_SUPPORT not 0/false) and
-// the agent's handlers are registered; set by InitGrpcForkSupport.
-std::atomic<bool> g_fork_support_wanted{false};
-// gRPC is initialized by the agent with fork support on: its fork handlers
-// must run around fork().
-std::atomic<bool> g_fork_support{false};
-// The agent's one-time grpc_init() happened (inherited by a forked child).
-std::atomic<bool> g_grpc_init_done{false};
-// Set by GrpcForkPrepare: no gRPC use was in flight (and gRPC was usable).
-std::atomic<bool> g_last_fork_clean{false};
-// Sender threads inside a GrpcUse scope, and the gate closed during fork().
-std::atomic<int> g_grpc_uses{0};
-std::atomic<bool> g_forking{false};
-constexpr char kForkEnv[] = "GRPC_ENABLE_FORK_SUPPORT";
-
-bool GrpcUsableHere() {
-  pid_t pid = g_grpc_pid.load();
-  return pid == 0 || pid == getpid();
-}
-
-// Marks the calling sender thread as using gRPC (any API call, including
-// creating or destroying channels, stubs and contexts). Waits (sender thread
-// only, never the host) while a fork() is being prepared. seq_cst on both
-// sides: either the prepare handler sees the count, or this sees the gate.
-class GrpcUse {
- public:
-  GrpcUse() {
-    while (true) {
-      g_grpc_uses.fetch_add(1);
-      if (!g_forking.load()) return;
-      g_grpc_uses.fetch_sub(1);
-      usleep(1000);
-    }
-  }
-  ~GrpcUse() { g_grpc_uses.fetch_sub(1); }
-  GrpcUse(const GrpcUse&) = delete;
-  GrpcUse& operator=(const GrpcUse&) = delete;
-};
-
-// The agent's first use of gRPC in this process (sender thread, inside a
-// GrpcUse scope). g_grpc_pid is set first: a child forked during the
-// initialization then knows the gRPC state is its parent's and stays off.
-void EnsureGrpcInit() {
-  g_grpc_pid.store(getpid());
-  if (g_grpc_init_done.exchange(true)) return;
-  // A host that initialized gRPC itself keeps its settings; the agent then
-  // runs without fork support (children forked later do not stream).
-  if (g_fork_support_wanted.load() && !grpc_is_initialized()) {
-    grpc_core::Fork::Enable(true);
-    grpc_init();  // the agent's reference, kept until the process ends
-    g_fork_support.store(true);
-  }
-}
 
 int64_t MonotonicNs() {
   timespec ts;
@@ -189,7 +94,6 @@ std::shared_ptr<grpc::Channel> ChannelFor(State* st, size_t index) {
     st->channels.assign(st->options.collectors.size(), nullptr);
   }
   if (st->channels[index] == nullptr) {
-    EnsureGrpcInit();
     auto creds = Credentials(st);
     if (creds == nullptr) return nullptr;
     grpc::ChannelArguments args;
@@ -200,7 +104,7 @@ std::shared_ptr<grpc::Channel> ChannelFor(State* st, size_t index) {
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(st->options.backoff_max_ms));
     args.SetInt(GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, 64 << 20);
     args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
-    // A private subchannel pool: a forked child must not share one.
+    // A private subchannel pool: one connection per host process's sender.
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
     st->channels[index] = grpc::CreateCustomChannel(st->options.collectors[index], creds, args);
   }
@@ -212,16 +116,9 @@ enum class SessionEnd { kOk, kError, kRejected };
 // One stream to the current target for one batch: (re)sends every spooled
 // summary, reads acks on a helper thread, and ends the stream (WritesDone)
 // once everything sent is acknowledged, so that no gRPC call stays open
-// between flushes (a fork() then finds gRPC idle). Also returns when the
-// stream fails or when stopping. The channel is kept for the next batch.
-SessionEnd RunSessionLocked(State* st);
-
+// between flushes. Also returns when the stream fails or when stopping. The
+// channel is kept for the next batch.
 SessionEnd RunSession(State* st) {
-  GrpcUse use;  // covers the stub, context and stream destructors too
-  return RunSessionLocked(st);
-}
-
-SessionEnd RunSessionLocked(State* st) {
   const std::string& target = st->options.collectors[st->target];
   std::shared_ptr<grpc::Channel> channel = ChannelFor(st, st->target);
   if (channel == nullptr) return SessionEnd::kError;
@@ -407,7 +304,6 @@ void Run(std::shared_ptr<State> st) {
       // A fresh channel next time: the old one may sit in gRPC's own
       // reconnect backoff (which can exceed ours) after the collector is back.
       if (st->target < st->channels.size()) {
-        GrpcUse use;  // the channel's destructor calls into gRPC
         st->channels[st->target] = nullptr;
       }
       if (!st->options.collectors.empty()) {
@@ -428,10 +324,7 @@ void Run(std::shared_ptr<State> st) {
   } catch (...) {
     Log(st.get(), "exception", spdlog::level::err, "sender stopped");
   }
-  {
-    GrpcUse use;  // channel destructors call into gRPC
-    st->channels.clear();
-  }
+  st->channels.clear();
   std::lock_guard<std::mutex> lock(st->mu);
   st->done = true;
   st->cv.notify_all();
@@ -440,14 +333,6 @@ void Run(std::shared_ptr<State> st) {
 class GrpcSender : public Sender {
  public:
   explicit GrpcSender(const Options& options) : state_(std::make_shared<State>(options)) {
-    if (!GrpcUsableHere()) {
-      disabled_ = true;
-      LogOnce("sender.forked_child", spdlog::level::info,
-              "forked child: the parent process (pid {}) was using gRPC when it forked{}, so "
-              "this process does not stream to the collector (STACKSTREAM_OUTPUT still works)",
-              g_grpc_pid.load(),
-              g_fork_support.load() ? "" : " and gRPC fork support is off");
-    }
     if (!options.collectors.empty()) {
       state_->target = std::hash<std::string>()(options.agent_instance_id) %
                        options.collectors.size();
@@ -461,7 +346,6 @@ class GrpcSender : public Sender {
   }
 
   void Enqueue(v1::StackSummary summary, int64_t samples) override {
-    if (disabled_) return;
     v1::IngestRequest request;
     request.set_agent_instance_id(state_->options.agent_instance_id);
     Spool::Entry entry;
@@ -543,7 +427,6 @@ class GrpcSender : public Sender {
  private:
   std::shared_ptr<State> state_;
   std::thread thread_;
-  bool disabled_ = false;  // forked child of a process that used gRPC
 };
 
 }  // namespace
@@ -561,48 +444,6 @@ Sender::Options Sender::OptionsFromConfig(const Config& config) {
 std::unique_ptr<Sender> Sender::Create(const Options& options) {
   return std::make_unique<GrpcSender>(options);
 }
-
-bool InitGrpcForkSupport() {
-  const char* v = getenv(kForkEnv);
-  std::string value = v != nullptr ? v : "";
-  for (char& c : value) c = static_cast<char>(tolower(c));
-  // On unless the user turned it off explicitly.
-  g_fork_support_wanted.store(value != "0" && value != "false");
-  return g_fork_support_wanted.load();
-}
-
-void GrpcForkPrepare() {
-  // Close the gate first, then look: a sender thread that got in before is
-  // counted; one that comes later waits until the fork is over.
-  g_forking.store(true);
-  bool idle = g_grpc_uses.load() == 0;
-  g_last_fork_clean.store(g_fork_support.load() && GrpcUsableHere() && idle);
-  // Stops gRPC's threads (or skips itself if a call is in flight).
-  if (g_fork_support.load()) grpc_prefork();
-}
-
-void GrpcForkParent() {
-  if (g_fork_support.load()) grpc_postfork_parent();
-  g_forking.store(false);
-}
-
-void GrpcForkChild() {
-  // New poller (the parent's sockets closed), threads restarted; a no-op if
-  // grpc_prefork skipped itself.
-  if (g_fork_support.load()) grpc_postfork_child();
-}
-
-void GrpcForkChildEarly() {
-  // No sender thread exists here: nothing is in flight, nothing waits.
-  g_grpc_uses.store(0);
-  g_forking.store(false);
-  // After a clean fork, gRPC's child handler resets its poller and threads:
-  // gRPC is this process's own. Otherwise leave the parent's pid, so that
-  // the new sender stays off.
-  if (g_grpc_pid.load() != 0 && g_last_fork_clean.load()) g_grpc_pid.store(getpid());
-}
-
-int GrpcUsesInFlight() { return g_grpc_uses.load(); }
 
 }  // namespace pipeline
 }  // namespace agent

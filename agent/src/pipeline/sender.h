@@ -1,6 +1,6 @@
-// Sender: delivers summaries to the collector(s) over the gRPC bidi stream
-// IngestService.Stream, on a thread of its own, so that the drain thread
-// never waits on the network.
+// Sender: delivers one host process's summaries to the collector(s) over the
+// gRPC bidi stream IngestService.Stream, on a thread of its own, so that
+// stackstream-agent's session loop never waits on the network.
 //
 // - Sequence numbers per agent instance, from 1. Every summary stays in a
 //   bounded Spool until the collector acknowledges it; after a reconnect all
@@ -16,15 +16,7 @@
 // - Nothing touches gRPC before the first summary is enqueued: the thread and
 //   the channel are created lazily, on the sender thread.
 // - One stream per batch: it ends (WritesDone/Finish) once every summary
-//   sent on it is acknowledged; the channel is kept. Between batches no gRPC
-//   call is in flight, which is what gRPC's fork handlers need.
-// - fork(): gRPC's fork support is turned on when the sender first
-//   initializes gRPC (InitGrpcForkSupport below). A child forked while the sender was not
-//   inside gRPC streams with a new channel of its own (the parent's gRPC
-//   objects are leaked there, never touched). A child forked while a batch
-//   was in flight, or without fork support, does not use gRPC at all; its
-//   Enqueue drops summaries (its offline file still gets them), one info
-//   line says so.
+//   sent on it is acknowledged; the channel is kept.
 //
 // Thread-safety: Enqueue, TakeDropCounters, stats are thread-safe. Shutdown
 // is called once, by the thread that owns the Sender.
@@ -88,26 +80,6 @@ class Sender {
 
   virtual SenderStats stats() const = 0;
 };
-
-// ---- fork() support for the agent's gRPC (see sender.cc) ----
-// Agent constructor, in this order:
-//   pthread_atfork(<sampler's handlers>);
-//   <start the agent>;
-//   if (InitGrpcForkSupport())
-//     pthread_atfork(GrpcForkPrepare, GrpcForkParent, GrpcForkChild);
-// so that GrpcForkPrepare runs before the sampler's prepare and
-// GrpcForkChild after the sampler's child handler (which starts the child's
-// new sampler and first calls GrpcForkChildEarly, before the child's new
-// pipeline can exist). GrpcFork{Prepare,Parent,Child} call gRPC's own fork
-// handlers once the sender has initialized gRPC (lazily, at its first send).
-// Returns true unless GRPC_ENABLE_FORK_SUPPORT is 0/false (the user's choice).
-bool InitGrpcForkSupport();
-void GrpcForkPrepare();
-void GrpcForkParent();
-void GrpcForkChild();
-void GrpcForkChildEarly();
-// Sender threads of this process inside gRPC now (for tests).
-int GrpcUsesInFlight();
 
 }  // namespace pipeline
 }  // namespace agent

@@ -1,0 +1,467 @@
+#include "server/client_session.h"
+
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <exception>
+
+#include "log.h"
+#include "pipeline/pipeline.h"
+#include "pipeline/symbolizer.h"
+#include "unwind/module_set.h"
+#include "unwind/remote_unwinder.h"
+#include "unwind/stack_snapshot.h"
+
+namespace stackstream {
+namespace agent {
+namespace {
+
+constexpr size_t kMaxSetsKept = 16;
+constexpr uint32_t kMaxRings = 16384;
+constexpr uint32_t kMaxWeight = 10000;
+
+int64_t MonoNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+// A memfd the host sealed at its size: mapping it cannot SIGBUS us later.
+bool SealedAtLeast(int fd, uint64_t bytes) {
+  int seals = fcntl(fd, F_GET_SEALS);
+  if (seals < 0 || !(seals & F_SEAL_SHRINK)) return false;
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return false;
+  return static_cast<uint64_t>(st.st_size) >= bytes;
+}
+
+void* MapShared(int fd, uint64_t bytes) {
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  return p == MAP_FAILED ? nullptr : p;
+}
+
+bool ValidHeader(const char* data, size_t len, size_t min_size) {
+  if (len < sizeof(capture::MessageHeader) || len < min_size) return false;
+  capture::MessageHeader h;
+  memcpy(&h, data, sizeof h);
+  return h.magic == capture::kMessageMagic && h.version == capture::kFormatVersion &&
+         h.size == len;
+}
+
+std::string MountNamespace(const std::string& pid) {
+  char buf[128];
+  ssize_t n = readlink(("/proc/" + pid + "/ns/mnt").c_str(), buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
+}  // namespace
+
+ClientSession::ClientSession(int fd, pid_t peer_pid, uid_t peer_uid, SharedState* shared)
+    : fd_(fd), peer_pid_(peer_pid), peer_uid_(peer_uid), shared_(shared) {
+  name_ = "pid " + std::to_string(peer_pid);
+  pid_ = peer_pid;
+}
+
+ClientSession::~ClientSession() {
+  if (fd_ >= 0) close(fd_);
+  if (host_stderr_ >= 0) close(host_stderr_);
+  for (auto& [id, r] : rings_) {
+    if (r.base != nullptr) munmap(r.base, r.bytes);
+  }
+  if (control_ != nullptr) munmap(control_, sizeof(capture::ControlBlock));
+}
+
+bool ClientSession::ReadMessages() {
+  if (!connected_) return false;
+  alignas(8) char buf[capture::kMaxMessageBytes];
+  alignas(cmsghdr) char control[CMSG_SPACE(4 * sizeof(int))];
+  for (;;) {
+    iovec iov = {buf, sizeof buf};
+    msghdr mh;
+    memset(&mh, 0, sizeof mh);
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = control;
+    mh.msg_controllen = sizeof control;
+    ssize_t n = recvmsg(fd_, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
+      connected_ = false;
+      return false;
+    }
+    int fds[4];
+    int nfds = 0;
+    for (cmsghdr* cm = CMSG_FIRSTHDR(&mh); cm != nullptr; cm = CMSG_NXTHDR(&mh, cm)) {
+      if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
+      size_t count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < count; ++i) {
+        int f;
+        memcpy(&f, CMSG_DATA(cm) + i * sizeof(int), sizeof f);
+        if (nfds < 4) fds[nfds++] = f;
+        else close(f);
+      }
+    }
+    if (n == 0) {
+      for (int i = 0; i < nfds; ++i) close(fds[i]);
+      connected_ = false;
+      return false;
+    }
+    bool ok = !(mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) &&
+              HandleMessage(buf, static_cast<size_t>(n), fds, nfds);
+    for (int i = 0; i < nfds; ++i) {
+      if (fds[i] >= 0) close(fds[i]);  // the handlers take what they keep (set to -1)
+    }
+    if (!ok) {
+      LogRateLimited("bad_message", spdlog::level::warn,
+                     "{}: malformed message from the host; disconnecting it (its rings are "
+                     "still drained)", name_);
+      connected_ = false;
+      return false;
+    }
+  }
+}
+
+bool ClientSession::HandleMessage(const char* data, size_t len, int* fds, int nfds) {
+  if (!ValidHeader(data, len, sizeof(capture::MessageHeader))) return false;
+  capture::MessageHeader h;
+  memcpy(&h, data, sizeof h);
+  if (!have_hello_ && h.type != capture::kHello) return false;
+  switch (h.type) {
+    case capture::kHello:
+      return !have_hello_ && HandleHello(data, len, fds, nfds);
+    case capture::kRing:
+      return HandleRing(data, len, fds, nfds);
+    case capture::kModule:
+      return HandleModule(data, len, false);
+    case capture::kModuleGone:
+      return HandleModule(data, len, true);
+    case capture::kModulesEnd:
+      return HandleModulesEnd(data, len);
+    case capture::kFlush:
+      flush_requested_ = true;
+      return true;
+    case capture::kGoodbye:
+      goodbye_ = true;
+      return true;
+    default:
+      return true;  // a newer host's message: ignore
+  }
+}
+
+bool ClientSession::HandleHello(const char* data, size_t len, int* fds, int nfds) {
+  if (!ValidHeader(data, len, sizeof(capture::HelloMessage)) || nfds < 1) return false;
+  capture::HelloMessage hello;
+  memcpy(&hello, data, sizeof hello);
+  if (uint64_t{hello.env_bytes} + hello.exe_bytes + sizeof hello != len || hello.exe_bytes == 0) {
+    return false;
+  }
+  const char* env = data + sizeof hello;
+  const char* exe = env + hello.env_bytes;
+  if (exe[hello.exe_bytes - 1] != '\0' || (hello.env_bytes > 0 && env[hello.env_bytes - 1] != '\0')) {
+    return false;
+  }
+  if (!SealedAtLeast(fds[0], sizeof(capture::ControlBlock))) return false;
+  void* mem = MapShared(fds[0], sizeof(capture::ControlBlock));
+  if (mem == nullptr) return false;
+  control_ = static_cast<capture::ControlBlock*>(mem);
+  if (control_->magic != capture::kControlMagic || control_->version != capture::kFormatVersion) {
+    return false;
+  }
+  if ((hello.flags & capture::kHelloHasStderr) && nfds >= 2) {
+    host_stderr_ = fds[1];
+    fds[1] = -1;
+  }
+  // The kernel's word on who this is (same pid namespace), not the host's.
+  pid_ = peer_pid_ > 0 ? peer_pid_ : hello.pid;
+  exe_ = exe;
+  std::map<std::string, std::string> vars;
+  for (size_t i = 0; i < hello.env_bytes;) {
+    std::string kv(env + i);
+    i += kv.size() + 1;
+    size_t eq = kv.find('=');
+    if (eq != std::string::npos) vars[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  EnvLookup lookup = [&vars](const char* name) -> const char* {
+    auto it = vars.find(name);
+    return it == vars.end() ? nullptr : it->second.c_str();
+  };
+  config_ = ReadConfig(lookup, pid_, exe_);
+  if (!config_.collector_set && !shared_->default_collectors.empty()) {
+    config_.collectors = shared_->default_collectors;
+    config_.collector_set = true;
+  }
+  if (!config_.output.empty() && peer_uid_ != geteuid()) {
+    LogRateLimited("foreign_output", spdlog::level::warn,
+                   "{}: STACKSTREAM_OUTPUT ignored: the host runs as uid {}, this agent as uid {} "
+                   "(it never writes files for another user)",
+                   config_.service, static_cast<unsigned>(peer_uid_),
+                   static_cast<unsigned>(geteuid()));
+    config_.output.clear();
+  }
+  std::string pid = std::to_string(pid_);
+  if (MountNamespace(pid) != MountNamespace("self")) root_ = "/proc/" + pid + "/root";
+  name_ = config_.service + "[" + pid + "]";
+  // A host that reconnects continues where an earlier agent stopped: count
+  // only what happens from now on, plus this reconnect.
+  uint64_t reconnects = control_->reconnects.load(std::memory_order_relaxed);
+  if (reconnects > 0) {
+    continues_other_ = true;
+    seen_timers_failed_ = control_->timers_failed.load(std::memory_order_relaxed);
+    seen_rings_failed_ = control_->rings_failed.load(std::memory_order_relaxed);
+    seen_messages_dropped_ = control_->messages_dropped.load(std::memory_order_relaxed);
+    seen_reconnects_ = reconnects - 1;
+  }
+  fds[0] = -1;  // mapped; the fd itself is closed by the caller below
+  have_hello_ = true;
+  pcs_.resize(static_cast<size_t>(config_.max_depth) + 1);
+  next_flush_ns_ = MonoNs() + static_cast<int64_t>(config_.flush_ms) * 1000000LL;
+  AgentLog()->info("{}: connected ({} mode, {} Hz)", name_,
+                   config_.mode == Mode::kWall ? "wall" : "cpu", config_.hz);
+  return true;
+}
+
+bool ClientSession::HandleRing(const char* data, size_t len, int* fds, int nfds) {
+  if (!ValidHeader(data, len, sizeof(capture::RingMessage)) || nfds < 1) return false;
+  capture::RingMessage m;
+  memcpy(&m, data, sizeof m);
+  if (rings_.count(m.ring_id) != 0) return true;  // known already
+  if (rings_.size() >= kMaxRings || m.bytes < capture::kRingHeaderBytes ||
+      m.bytes > (uint64_t{1} << 32) || !SealedAtLeast(fds[0], m.bytes)) {
+    return false;
+  }
+  void* mem = MapShared(fds[0], m.bytes);
+  if (mem == nullptr) return false;
+  Ring& r = rings_[m.ring_id];
+  r.base = mem;
+  r.bytes = m.bytes;
+  if (!r.ring.Attach(mem, m.bytes)) {
+    munmap(mem, m.bytes);
+    rings_.erase(m.ring_id);
+    return false;
+  }
+  capture::RingHeader* h = r.ring.header();
+  r.tail_at_attach = h->tail.load(std::memory_order_acquire);
+  if (continues_other_) {
+    r.seen_ring_full = h->dropped_ring_full.load(std::memory_order_relaxed);
+    r.seen_bad_stack = h->dropped_bad_stack.load(std::memory_order_relaxed);
+    r.seen_reentrant = h->reentrant.load(std::memory_order_relaxed);
+  }
+  return true;
+}
+
+bool ClientSession::HandleModule(const char* data, size_t len, bool gone) {
+  if (!ValidHeader(data, len, sizeof(capture::ModuleMessage))) return false;
+  capture::ModuleMessage m;
+  memcpy(&m, data, sizeof m);
+  if (m.path_bytes == 0 || sizeof m + m.path_bytes != len || data[len - 1] != '\0' ||
+      m.segment_count > static_cast<uint32_t>(capture::kMaxModuleSegments)) {
+    return false;
+  }
+  std::string path(data + sizeof m);
+  auto key = std::make_pair(m.load_bias, path);
+  if (gone) {
+    delta_gone_.push_back(key);
+  } else {
+    delta_add_[key] = std::string(data, len);
+  }
+  return true;
+}
+
+bool ClientSession::HandleModulesEnd(const char* data, size_t len) {
+  if (!ValidHeader(data, len, sizeof(capture::ModulesEndMessage))) return false;
+  capture::ModulesEndMessage m;
+  memcpy(&m, data, sizeof m);
+  if (m.flags & capture::kModulesEndFull) current_modules_.clear();
+  for (const auto& key : delta_gone_) current_modules_.erase(key);
+  for (auto& [key, raw] : delta_add_) current_modules_[key] = std::move(raw);
+  delta_gone_.clear();
+  delta_add_.clear();
+  std::vector<std::string> raw;
+  raw.reserve(current_modules_.size());
+  for (const auto& [key, message] : current_modules_) raw.push_back(message);
+  int rejected = 0;
+  sets_[m.generation] = ModuleSet::FromMessages(raw, root_, &rejected);
+  modules_rejected_ += rejected;
+  if (m.generation > last_generation_) last_generation_ = m.generation;
+  while (sets_.size() > kMaxSetsKept) sets_.erase(sets_.begin());
+  if (sink_ == nullptr) StartPipeline();
+  return true;
+}
+
+void ClientSession::StartPipeline() {
+  HostProcess process;
+  process.pid = pid_;
+  process.executable_path = exe_;
+  if (!sets_.empty()) {
+    for (const LoadedModule& mod : sets_.rbegin()->second->modules()) {
+      if (mod.path == exe_) process.executable_build_id = mod.build_id;
+    }
+  }
+  sink_ = CreatePipeline(config_, process, shared_->symbolizer.get());
+  unwinder_ = std::make_unique<RemoteUnwinder>(shared_->files);
+}
+
+const ModuleSet* ClientSession::SetFor(uint64_t generation, bool final, bool* wait) {
+  *wait = false;
+  auto it = sets_.find(generation);
+  if (it != sets_.end()) return it->second.get();
+  if (generation > last_generation_ && connected_ && !goodbye_ && !final) {
+    *wait = true;  // its modules are on their way
+    return nullptr;
+  }
+  // The newest set not newer than the sample's, else the oldest kept.
+  auto up = sets_.upper_bound(generation);
+  if (up != sets_.begin()) return std::prev(up)->second.get();
+  return sets_.empty() ? nullptr : sets_.begin()->second.get();
+}
+
+void ClientSession::Drain(bool final) {
+  if (sink_ == nullptr) return;  // no module set yet: samples wait in the rings
+  for (auto& [id, r] : rings_) {
+    capture::SampleRing& ring = r.ring;
+    while (const capture::SampleRecord* rec = ring.Peek()) {
+      // The host can write this memory at any time: copy, then check.
+      capture::SampleRecord copy;
+      memcpy(&copy, rec, sizeof copy);
+      bool wait = false;
+      const ModuleSet* set = SetFor(copy.module_generation, final, &wait);
+      if (wait) break;
+      uint32_t size = std::min(copy.stack_size, ring.stack_capacity());
+      stack_copy_.resize(size);
+      memcpy(stack_copy_.data(), ring.StackOf(rec), size);
+      uint32_t weight = std::clamp<uint32_t>(copy.weight, 1, kMaxWeight);
+      StackSnapshot snap;
+      std::copy(copy.regs, copy.regs + capture::kSnapshotRegs, snap.regs);
+      snap.stack_start = copy.stack_start;
+      snap.stack = stack_copy_.data();
+      snap.stack_size = size;
+      bool truncated = false;
+      int depth = 0;
+      if (set != nullptr) {
+        try {
+          depth = unwinder_->Unwind(*set, snap, pcs_.data(), config_.max_depth, &truncated);
+        } catch (const std::exception& e) {
+          LogRateLimited("unwind_exception", spdlog::level::warn, "unwinder failed: {}", e.what());
+        }
+      }
+      ring.Pop();
+      ++records_consumed_;
+      if (depth <= 0) {
+        pending_.unwind_failures += weight;
+        continue;
+      }
+      // The copy ended before the stack did and the unwinder stopped there.
+      if ((copy.flags & capture::kRecordStackCut) && depth < config_.max_depth) truncated = true;
+      if (truncated) ++pending_.truncated_stacks;
+      RawSample sample;
+      sample.pcs = pcs_.data();
+      sample.depth = static_cast<uint32_t>(depth);
+      sample.truncated = truncated;
+      sample.weight = weight;
+      sample.tid = copy.tid;
+      sample.timestamp_ns = copy.timestamp_ns;
+      sample.modules = set;
+      try {
+        sink_->OnSample(sample);
+        samples_ += weight;
+      } catch (const std::exception& e) {
+        LogRateLimited("sink_exception", spdlog::level::warn, "pipeline failed: {}", e.what());
+      }
+    }
+  }
+}
+
+SamplingCounters ClientSession::TakeCounters() {
+  SamplingCounters c = pending_;
+  pending_ = SamplingCounters();
+  auto delta = [](uint64_t now, uint64_t* seen) {
+    int64_t d = now >= *seen ? static_cast<int64_t>(now - *seen) : 0;
+    *seen = now;
+    return d;
+  };
+  for (auto& [id, r] : rings_) {
+    capture::RingHeader* h = r.ring.header();
+    c.samples_dropped_ring_full +=
+        delta(h->dropped_ring_full.load(std::memory_order_relaxed), &r.seen_ring_full);
+    c.unwind_failures += delta(h->dropped_bad_stack.load(std::memory_order_relaxed), &r.seen_bad_stack);
+    c.reentrant_signals += delta(h->reentrant.load(std::memory_order_relaxed), &r.seen_reentrant);
+  }
+  if (control_ != nullptr) {
+    // Threads with no ring are not sampled, like threads with no timer.
+    c.timers_failed += delta(control_->timers_failed.load(std::memory_order_relaxed),
+                             &seen_timers_failed_);
+    c.timers_failed += delta(control_->rings_failed.load(std::memory_order_relaxed),
+                             &seen_rings_failed_);
+    c.messages_dropped += delta(control_->messages_dropped.load(std::memory_order_relaxed),
+                                &seen_messages_dropped_);
+    c.agent_reconnects +=
+        delta(control_->reconnects.load(std::memory_order_relaxed), &seen_reconnects_);
+  }
+  if (continues_other_ && !lost_counted_ && control_ != nullptr) {
+    // Records an earlier agent took out of the rings but never flushed.
+    lost_counted_ = true;
+    uint64_t taken = 0;
+    for (auto& [id, r] : rings_) taken += r.tail_at_attach;
+    uint64_t flushed = control_->agent_records_flushed.load(std::memory_order_relaxed);
+    flushed_base_ = flushed;
+    if (taken > flushed) c.samples_lost_agent_restart += static_cast<int64_t>(taken - flushed);
+  }
+  return c;
+}
+
+void ClientSession::CloseWindow() {
+  if (sink_ == nullptr) return;
+  sink_->Flush(TakeCounters());
+  if (control_ != nullptr) {
+    control_->agent_records_flushed.store(
+        (continues_other_ ? flushed_base_ : 0) + static_cast<uint64_t>(records_consumed_),
+        std::memory_order_relaxed);
+  }
+}
+
+void ClientSession::SendGoodbyeDone() {
+  if (goodbye_answered_ || !connected_) return;
+  goodbye_answered_ = true;
+  capture::SimpleMessage m;
+  m.header.magic = capture::kMessageMagic;
+  m.header.type = capture::kGoodbyeDone;
+  m.header.size = sizeof m;
+  m.header.version = capture::kFormatVersion;
+  ssize_t n = send(fd_, &m, sizeof m, MSG_DONTWAIT | MSG_NOSIGNAL);
+  (void)n;
+}
+
+void ClientSession::Poll(int64_t now_ns, bool final) {
+  if (done_) return;
+  final = final || goodbye_ || !connected_;
+  Drain(final);
+  if (final) {
+    if (sink_ == nullptr && !sets_.empty()) StartPipeline();
+    Drain(true);
+    CloseWindow();
+    SendGoodbyeDone();
+    done_ = true;
+    AgentLog()->info("{}: {} ({} samples)", name_, connected_ ? "said goodbye" : "gone",
+                     samples_);
+    return;
+  }
+  if (flush_requested_ || now_ns >= next_flush_ns_) {
+    flush_requested_ = false;
+    next_flush_ns_ = now_ns + static_cast<int64_t>(config_.flush_ms) * 1000000LL;
+    CloseWindow();
+  }
+}
+
+void ClientSession::Finish(int64_t deadline_ns) {
+  if (sink_ != nullptr) sink_->Finish(deadline_ns);
+}
+
+}  // namespace agent
+}  // namespace stackstream

@@ -1,6 +1,12 @@
 // `stackstream run`: runs a command with the agent preloaded. Builds the
-// environment (LD_PRELOAD + STACKSTREAM_*) and execs, so the exit status is
-// the command's. Single-threaded use only (touches the process environment).
+// environment (LD_PRELOAD + STACKSTREAM_*), starts one private
+// stackstream-agent helper for the run (unless a node daemon answers at
+// STACKSTREAM_AGENT_SOCKET / the default path) and points the command's
+// process tree at it, runs the command, and waits for the helper to deliver
+// what the command captured (bounded), so that the profile is in the
+// collector (or the file) when `run` returns. The exit status is the
+// command's; a command killed by a signal makes `run` die of the same signal.
+// Single-threaded use only (touches the process environment).
 #pragma once
 
 #include <map>
@@ -32,8 +38,13 @@ std::string FindAgent(std::vector<std::string>* searched);
 bool BuildRunEnv(const RunOptions& options, const std::string& agent_path,
                  std::map<std::string, std::string>* env, std::string* error);
 
-// Sets the environment and execs the command. Returns only on failure with
-// the exit status to use (127 not found, 126 not executable, 2 usage).
+// Where stackstream-agent is: $STACKSTREAM_AGENT_BIN, else next to the
+// agent library (../bin/stackstream-agent), else next to this executable
+// (installed) or <build>/bin (build tree). "" when none exists.
+std::string FindAgentBinary(const std::string& agent_library);
+
+// Runs the command as described above. Returns its exit status (127 not
+// found, 126 not executable, 2 usage).
 int RunWithAgent(const RunOptions& options);
 
 }  // namespace cli

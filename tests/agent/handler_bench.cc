@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
     if (strncmp(argv[i], "--depth=", 8) == 0) depth = atoi(argv[i] + 8);
     if (strncmp(argv[i], "--iterations=", 13) == 0) g_iterations = atoi(argv[i] + 13);
   }
-  g_ts.ring.Init(4, kStackCopyBytes);
+  g_ts.ring.Create(4, kStackCopyBytes, 1);
   uint64_t lo = 0, hi = 0;
   CurrentThreadStackBounds(&lo, &hi);
   g_ts.stack_lo = lo;

@@ -148,7 +148,7 @@ class Sampler {
   bool InitShared();
   bool Handshake();
   void SendNewRings(bool all);
-  bool SyncModules(bool full, bool may_wait);
+  bool SyncModules(bool full);
   // Sends one message; when "may_wait" (capture thread only), waits up to
   // kSendRetryMs for room. Counts what could not be sent.
   bool SendMessage(const void* msg, size_t len, const int* fds, int nfds, bool may_wait);
@@ -319,7 +319,7 @@ bool Sampler::Handshake() {
   int fds[2] = {control_fd_, 2};
   if (!SendMessage(msg.data(), msg.size(), fds, 2, true)) return false;
   SendNewRings(true);
-  return SyncModules(true, true);
+  return SyncModules(true);
 }
 
 void Sampler::SendNewRings(bool all) {
@@ -356,7 +356,10 @@ void CollectModule(const capture::ModuleMessage& m, const char* path, void* arg)
 }
 }  // namespace
 
-bool Sampler::SyncModules(bool full, bool may_wait) {
+bool Sampler::SyncModules(bool full) {
+  // Never wait for room in the socket while holding modules_mu_ (fork()
+  // takes it): a message that does not fit marks the set dirty, and the next
+  // round sends a full set.
   std::lock_guard<std::mutex> lock(modules_mu_);
   uint64_t adds = 0, subs = 0;
   capture::LoaderCounters(&adds, &subs);
@@ -374,7 +377,7 @@ bool Sampler::SyncModules(bool full, bool may_wait) {
     bool known = !full && std::any_of(modules_.begin(), modules_.end(),
                                       [&](const KnownModule& o) { return same(o, m); });
     if (known) continue;
-    ok = ok && SendMessage(m.message.data(), m.message.size(), nullptr, 0, may_wait);
+    ok = ok && SendMessage(m.message.data(), m.message.size(), nullptr, 0, false);
   }
   if (!full) {
     for (const KnownModule& o : modules_) {
@@ -385,7 +388,7 @@ bool Sampler::SyncModules(bool full, bool may_wait) {
       auto* gm = reinterpret_cast<capture::ModuleMessage*>(&gone[0]);
       gm->header.type = capture::kModuleGone;
       gm->generation = gen;
-      ok = ok && SendMessage(gone.data(), gone.size(), nullptr, 0, may_wait);
+      ok = ok && SendMessage(gone.data(), gone.size(), nullptr, 0, false);
     }
   }
   capture::ModulesEndMessage end;
@@ -394,7 +397,7 @@ bool Sampler::SyncModules(bool full, bool may_wait) {
   end.generation = gen;
   end.module_count = static_cast<uint32_t>(now.size());
   end.flags = full ? capture::kModulesEndFull : 0;
-  ok = ok && SendMessage(&end, sizeof end, nullptr, 0, may_wait);
+  ok = ok && SendMessage(&end, sizeof end, nullptr, 0, false);
   modules_.swap(now);
   generation_ = gen;
   loader_adds_ = adds;
@@ -736,7 +739,7 @@ void Sampler::CaptureLoop() {
     }
     if (connected_.load(std::memory_order_acquire)) {
       SendNewRings(false);
-      SyncModules(false, true);
+      SyncModules(false);
       if (flush) {
         capture::SimpleMessage m;
         m.header = Header(capture::kFlush, sizeof m);
@@ -785,7 +788,7 @@ void Sampler::Shutdown() {
   if (!connected_.load(std::memory_order_acquire) || control_ == nullptr) return;
   // Rings and modules that appeared since the last round, then goodbye.
   SendNewRings(false);
-  SyncModules(false, false);
+  SyncModules(false);
   PublishCounters();
   capture::SimpleMessage bye;
   bye.header = Header(capture::kGoodbye, sizeof bye);
@@ -814,7 +817,7 @@ void Sampler::SyncModulesFromCaller() {
   if (t_agent_thread || shutting_down_.load() || !connected_.load(std::memory_order_acquire)) {
     return;
   }
-  SyncModules(false, false);
+  SyncModules(false);
 }
 
 void Sampler::SetPaused(bool paused) {

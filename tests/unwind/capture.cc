@@ -3,14 +3,36 @@
 #include <libunwind.h>
 #include <pthread.h>
 #include <sys/uio.h>
-#include <ucontext.h>
 #include <unistd.h>
 
-#include "unwind/snapshot_regs.h"
+#include <cstring>
+
+#include "capture/module_scan.h"
 
 namespace stackstream {
 namespace agent {
 namespace testing {
+
+void RegsFromUcontext(const ucontext_t* uc, uint64_t* regs) {
+  const greg_t* g = uc->uc_mcontext.gregs;
+  regs[0] = g[REG_RAX];
+  regs[1] = g[REG_RDX];
+  regs[2] = g[REG_RCX];
+  regs[3] = g[REG_RBX];
+  regs[4] = g[REG_RSI];
+  regs[5] = g[REG_RDI];
+  regs[6] = g[REG_RBP];
+  regs[7] = g[REG_RSP];
+  regs[8] = g[REG_R8];
+  regs[9] = g[REG_R9];
+  regs[10] = g[REG_R10];
+  regs[11] = g[REG_R11];
+  regs[12] = g[REG_R12];
+  regs[13] = g[REG_R13];
+  regs[14] = g[REG_R14];
+  regs[15] = g[REG_R15];
+  regs[16] = g[REG_RIP];
+}
 
 uint64_t ThreadStackEnd() {
   pthread_attr_t attr;
@@ -33,7 +55,7 @@ __attribute__((noinline)) void CaptureHere(CapturedStack* out, size_t max_stack)
   getcontext(&uc);
   void* bt[1024];
   int n = unw_backtrace(bt, 1024);
-  SnapshotRegsFromUcontext(&uc, out->regs);
+  RegsFromUcontext(&uc, out->regs);
   uint64_t sp = out->regs[kRegRsp];
   uint64_t end = ThreadStackEnd();
   size_t size = end > sp ? end - sp : 0;
@@ -44,6 +66,48 @@ __attribute__((noinline)) void CaptureHere(CapturedStack* out, size_t max_stack)
   out->backtrace.clear();
   for (int i = 0; i < n; ++i) out->backtrace.push_back(reinterpret_cast<uint64_t>(bt[i]));
   asm volatile("" ::: "memory");
+}
+
+std::string ScannedModule::Raw() const {
+  capture::ModuleMessage m = message;
+  m.path_bytes = static_cast<uint32_t>(path.size() + 1);
+  m.header.size = static_cast<uint32_t>(sizeof m + path.size() + 1);
+  std::string raw(reinterpret_cast<const char*>(&m), sizeof m);
+  raw.append(path);
+  raw.push_back('\0');
+  return raw;
+}
+
+namespace {
+void Collect(const capture::ModuleMessage& message, const char* path, void* arg) {
+  auto* out = static_cast<std::vector<ScannedModule>*>(arg);
+  out->push_back(ScannedModule{message, path});
+}
+}  // namespace
+
+std::vector<ScannedModule> ScanModules() {
+  std::vector<ScannedModule> out;
+  capture::ScanModules(1, &Collect, &out);
+  return out;
+}
+
+std::vector<std::string> RawMessages(const std::vector<ScannedModule>& modules) {
+  std::vector<std::string> raw;
+  for (const ScannedModule& m : modules) raw.push_back(m.Raw());
+  return raw;
+}
+
+std::shared_ptr<const ModuleSet> ScanModuleSet(const std::string& root) {
+  int rejected = -1;
+  auto set = ModuleSet::FromMessages(RawMessages(ScanModules()), root, &rejected);
+  return rejected == 0 ? set : nullptr;
+}
+
+const ScannedModule* FindModule(const std::vector<ScannedModule>& modules, const std::string& path) {
+  for (const ScannedModule& m : modules) {
+    if (m.path == path) return &m;
+  }
+  return nullptr;
 }
 
 }  // namespace testing

@@ -3,6 +3,8 @@
 #include "pipeline/summary_builder.h"
 
 #include <gtest/gtest.h>
+#include <pthread.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -16,12 +18,29 @@
 #include "format/validate.h"
 #include "pipeline/offline_writer.h"
 #include "pipeline/process_identity.h"
+#include "capture/module_scan.h"
 #include "test_lib.h"
+#include "unwind/module_set.h"
 
 namespace stackstream {
 namespace agent {
 namespace pipeline {
 namespace {
+
+// The modules loaded now, as the host sends them.
+std::vector<std::string> ScanMessages() {
+  std::vector<std::string> messages;
+  capture::ScanModules(
+      1,
+      [](const capture::ModuleMessage& m, const char* path, void* arg) {
+        std::string raw(reinterpret_cast<const char*>(&m), sizeof m);
+        raw.append(path);
+        raw.push_back('\0');
+        static_cast<std::vector<std::string>*>(arg)->push_back(raw);
+      },
+      &messages);
+  return messages;
+}
 
 class SummaryBuilderTest : public ::testing::Test {
  protected:
@@ -38,8 +57,9 @@ class SummaryBuilderTest : public ::testing::Test {
     Config config;
     config.service = "builder-test";
     config.labels = {{"env", "test"}, {"bad key", "x"}, {"service", "ignored"}};
-    identity_ = MakeProcessIdentity(config);
+    identity_ = MakeProcessIdentity(config, getpid(), "/proc/self/exe", "");
     labels_ = MakeLabels(config, identity_.host());
+    modules_ = ModuleSet::FromMessages(ScanMessages(), "");
   }
 
   std::unique_ptr<SummaryBuilder> NewBuilder(SummaryBuilder::Options options = {}) {
@@ -49,9 +69,10 @@ class SummaryBuilderTest : public ::testing::Test {
     return b;
   }
 
-  static void Add(SummaryBuilder* b, std::vector<uint64_t> pcs, int32_t tid, uint32_t weight = 1,
-                  bool truncated = false) {
+  void Add(SummaryBuilder* b, std::vector<uint64_t> pcs, int32_t tid, uint32_t weight = 1,
+           bool truncated = false, const ModuleSet* modules = nullptr) {
     RawSample s;
+    s.modules = modules != nullptr ? modules : modules_.get();
     s.pcs = pcs.data();
     s.depth = static_cast<uint32_t>(pcs.size());
     s.tid = tid;
@@ -71,8 +92,9 @@ class SummaryBuilderTest : public ::testing::Test {
   uint64_t hot_pc_ = 0, inline_pc_ = 0;
   v1::ProcessIdentity identity_;
   std::vector<v1::Label> labels_;
+  std::shared_ptr<const ModuleSet> modules_;
   Symbolizer symbolizer_;
-  ThreadNames threads_;
+  ThreadNames threads_{getpid()};
 };
 
 TEST_F(SummaryBuilderTest, DedupsStacksCountsAndValidates) {
@@ -146,6 +168,79 @@ TEST_F(SummaryBuilderTest, DistinctStacksAreBoundedAndCounted) {
   int truncated = 0;
   for (const auto& st : s.stacks()) truncated += st.truncated() ? 1 : 0;
   EXPECT_EQ(10, truncated);
+}
+
+TEST_F(SummaryBuilderTest, GenerationsShareMappingsLocationsAndStacks) {
+  // Two generations of the same process: the sets are rebuilt objects with
+  // the same modules; a third process-like set has the library elsewhere.
+  auto gen2 = ModuleSet::FromMessages(ScanMessages(), "");
+  ASSERT_NE(modules_->serial(), gen2->serial());
+  auto b = NewBuilder();
+  int32_t tid = gettid();
+  Add(b.get(), {hot_pc_, inline_pc_ + 1}, tid);
+  Add(b.get(), {hot_pc_, inline_pc_ + 1}, tid, 1, false, gen2.get());
+  Add(b.get(), {inline_pc_, hot_pc_ + 1}, tid, 1, false, gen2.get());
+  // A set without the library: the same addresses are unknown there.
+  std::vector<std::string> without;
+  for (const std::string& m : ScanMessages()) {
+    if (m.find(PIPELINE_TESTLIB) == std::string::npos) without.push_back(m);
+  }
+  auto gone = ModuleSet::FromMessages(without, "");
+  ASSERT_EQ(nullptr, gone->Find(hot_pc_));
+  Add(b.get(), {hot_pc_, inline_pc_ + 1}, tid, 1, false, gone.get());
+  v1::StackSummary s;
+  b->Finish(v1::Counters(), 1700000001000000000LL, &s);
+  ASSERT_TRUE(ValidateSummary(s).ok()) << ValidateSummary(s).ToString();
+  EXPECT_EQ(4, Total(s));
+  // One stack for both generations, one for the other order, one unknown.
+  EXPECT_EQ(3, s.stacks_size());
+  int lib_mappings = 0, unknown_mappings = 0;
+  for (const auto& m : s.mappings()) {
+    lib_mappings += s.string_table(m.path_strindex()) == PIPELINE_TESTLIB;
+    unknown_mappings += s.string_table(m.path_strindex()) == "[unknown]";
+  }
+  EXPECT_EQ(1, lib_mappings);
+  EXPECT_EQ(1, unknown_mappings);
+  EXPECT_EQ(2, s.mappings_size());
+  // hot, inline+1-1 in the library; the same two addresses unknown.
+  EXPECT_EQ(4, s.locations_size());
+  bool hot = false;
+  for (const auto& st : s.stacks()) {
+    const auto& leaf = s.locations(st.location_indexes(0));
+    const auto& fn = s.functions(leaf.lines(0).function_index());
+    hot |= s.string_table(fn.name_strindex()) == "pipeline_test::HotFunction(int)";
+  }
+  EXPECT_TRUE(hot);
+}
+
+TEST(ThreadNamesTest, NamesOfAnotherProcessOutliveTheThread) {
+  // A child process names a thread and reports its tid; names are read from
+  // /proc/PID/task/TID/comm while it lives and stay known after it exits.
+  int to_parent[2], to_child[2];
+  ASSERT_EQ(0, pipe(to_parent));
+  ASSERT_EQ(0, pipe(to_child));
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    pthread_setname_np(pthread_self(), "ss-named-main");
+    int32_t tid = gettid();
+    if (write(to_parent[1], &tid, sizeof tid) != sizeof tid) _exit(2);
+    char c;
+    if (read(to_child[0], &c, 1) != 1) _exit(3);  // until the parent has read it
+    _exit(0);
+  }
+  int32_t tid = 0;
+  ASSERT_EQ(static_cast<ssize_t>(sizeof tid), read(to_parent[0], &tid, sizeof tid));
+  ThreadNames names(pid);
+  EXPECT_EQ("ss-named-main", names.Get(tid));
+  ASSERT_EQ(1, write(to_child[1], "x", 1));
+  int status = 0;
+  ASSERT_EQ(pid, waitpid(pid, &status, 0));
+  EXPECT_EQ("ss-named-main", names.Get(tid, /*refresh=*/true));
+  EXPECT_EQ("", names.Get(tid + 123456));
+  ThreadNames mine(getpid());
+  EXPECT_FALSE(mine.Get(gettid()).empty());
+  for (int fd : {to_parent[0], to_parent[1], to_child[0], to_child[1]}) close(fd);
 }
 
 TEST_F(SummaryBuilderTest, OfflineWriterFileDecodes) {

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "unwind/module_set.h"
+
 namespace stackstream {
 namespace agent {
 namespace pipeline {
@@ -35,8 +37,10 @@ void SummaryBuilder::StartWindow(int64_t start_ns) { window_start_ns_ = start_ns
 void SummaryBuilder::Reset() {
   current_.Clear();
   strings_.clear();
+  set_locations_.clear();
   locations_.clear();
   mappings_.clear();
+  stacks_by_locations_.clear();
   functions_.clear();
   stack_index_.clear();
   threads_.clear();
@@ -57,7 +61,17 @@ uint32_t SummaryBuilder::InternString(const std::string& s) {
 }
 
 uint32_t SummaryBuilder::InternMapping(const Module* module) {
-  auto it = mappings_.find(module);
+  // By identity: every generation's ModuleSet has its own Module objects.
+  std::string key;
+  if (module != nullptr) {
+    key.reserve(module->path.size() + module->build_id.size() + 24);
+    key.append(module->path).push_back('\0');
+    key.append(module->build_id).push_back('\0');
+    key.append(std::to_string(module->start));
+  } else {
+    key = "\1unknown";
+  }
+  auto it = mappings_.find(key);
   if (it != mappings_.end()) return it->second;
   uint32_t index = static_cast<uint32_t>(current_.mappings_size());
   v1::Mapping* m = current_.add_mappings();
@@ -70,16 +84,23 @@ uint32_t SummaryBuilder::InternMapping(const Module* module) {
   } else {
     m->set_path_strindex(InternString("[unknown]"));
   }
-  mappings_.emplace(module, index);
+  mappings_.emplace(std::move(key), index);
   return index;
 }
 
-uint32_t SummaryBuilder::InternLocation(uint64_t address) {
-  auto it = locations_.find(address);
-  if (it != locations_.end()) return it->second;
-  std::shared_ptr<const SymbolizedPc> pc = symbolizer_->Symbolize(address);
-  uint32_t index = static_cast<uint32_t>(current_.locations_size());
+uint32_t SummaryBuilder::InternLocation(const ModuleSet& modules, uint64_t address) {
+  const std::pair<uint64_t, uint64_t> set_key{modules.serial(), address};
+  auto it = set_locations_.find(set_key);
+  if (it != set_locations_.end()) return it->second;
+  std::shared_ptr<const SymbolizedPc> pc = symbolizer_->Symbolize(modules, address);
   uint32_t mapping = InternMapping(pc->module.get());
+  const std::pair<uint64_t, uint64_t> key{mapping, address};
+  auto known = locations_.find(key);
+  if (known != locations_.end()) {  // the same module in another generation's set
+    set_locations_.emplace(set_key, known->second);
+    return known->second;
+  }
+  uint32_t index = static_cast<uint32_t>(current_.locations_size());
   v1::Location* loc = current_.add_locations();
   loc->set_mapping_index(mapping);
   loc->set_file_offset(pc->file_offset);
@@ -106,7 +127,8 @@ uint32_t SummaryBuilder::InternLocation(uint64_t address) {
     line->set_function_index(function_index);
     line->set_line(f.line);
   }
-  locations_.emplace(address, index);
+  locations_.emplace(key, index);
+  set_locations_.emplace(set_key, index);
   return index;
 }
 
@@ -124,14 +146,27 @@ uint32_t SummaryBuilder::ThreadIndex(int32_t tid) {
   return index;
 }
 
-uint32_t SummaryBuilder::AddStack(const uint64_t* pcs, uint32_t depth, bool truncated) {
-  uint32_t index = static_cast<uint32_t>(current_.stacks_size());
-  v1::Stack* stack = current_.add_stacks();
-  stack->set_truncated(truncated);
+uint32_t SummaryBuilder::AddStack(const ModuleSet& modules, const uint64_t* pcs, uint32_t depth,
+                                  bool truncated) {
+  loc_key_.clear();
   for (uint32_t i = 0; i < depth; ++i) {
     // Return addresses point after the call: look up the call instruction.
     uint64_t address = i == 0 ? pcs[i] : pcs[i] - 1;
-    stack->add_location_indexes(InternLocation(address));
+    loc_key_.push_back(InternLocation(modules, address));
+  }
+  loc_key_.push_back(truncated ? 1 : 0);
+  uint32_t index;
+  auto it = stacks_by_locations_.find(loc_key_);
+  if (it != stacks_by_locations_.end()) {
+    index = it->second;  // the same stack, seen through another generation's set
+  } else {
+    index = static_cast<uint32_t>(current_.stacks_size());
+    v1::Stack* stack = current_.add_stacks();
+    stack->set_truncated(truncated);
+    for (size_t i = 0; i + 1 < loc_key_.size(); ++i) {
+      stack->add_location_indexes(static_cast<uint32_t>(loc_key_[i]));
+    }
+    stacks_by_locations_.emplace(loc_key_, index);
   }
   stack_index_.emplace(key_, index);
   return index;
@@ -139,26 +174,32 @@ uint32_t SummaryBuilder::AddStack(const uint64_t* pcs, uint32_t depth, bool trun
 
 void SummaryBuilder::Add(const RawSample& sample) {
   if (sample.depth == 0 || sample.pcs == nullptr) return;
+  static const std::shared_ptr<const ModuleSet> kNoModules = ModuleSet::FromMessages({}, "");
+  const ModuleSet& modules = sample.modules != nullptr ? *sample.modules : *kNoModules;
   const int64_t weight = sample.weight > 0 ? sample.weight : 1;
-  key_.assign(sample.pcs, sample.pcs + sample.depth);
+  key_.clear();
+  key_.push_back(modules.serial());
+  key_.insert(key_.end(), sample.pcs, sample.pcs + sample.depth);
   key_.push_back(sample.truncated ? 1 : 0);
   uint32_t stack;
   auto it = stack_index_.find(key_);
   if (it != stack_index_.end()) {
     stack = it->second;
-  } else if (stack_index_.size() - leaf_only_stacks_ < options_.max_stacks) {
-    stack = AddStack(sample.pcs, sample.depth, sample.truncated);
+  } else if (static_cast<size_t>(current_.stacks_size()) - leaf_only_stacks_ < options_.max_stacks) {
+    stack = AddStack(modules, sample.pcs, sample.depth, sample.truncated);
   } else {
     // Over the bound: keep the leaf alone, if there is room for that.
     stacks_dropped_limit_ += weight;
-    key_.assign(sample.pcs, sample.pcs + 1);
+    key_.resize(2);
+    key_[1] = sample.pcs[0];
     key_.push_back(2);  // distinct from any full stack of depth 1
     auto leaf = stack_index_.find(key_);
     if (leaf != stack_index_.end()) {
       stack = leaf->second;
     } else if (leaf_only_stacks_ < options_.reserve_stacks) {
-      ++leaf_only_stacks_;
-      stack = AddStack(sample.pcs, 1, /*truncated=*/true);
+      int before = current_.stacks_size();
+      stack = AddStack(modules, sample.pcs, 1, /*truncated=*/true);
+      if (current_.stacks_size() > before) ++leaf_only_stacks_;
     } else {
       return;
     }

@@ -2,18 +2,27 @@
 // v1::StackSummary (stacks deduplicated with counts per thread, string table,
 // mappings, functions, locations with inline lines, threads, counters).
 //
+// Each sample's PCs are resolved against the ModuleSet it carries
+// (RawSample::modules, the host's modules when it was taken). Mappings are
+// deduplicated by module identity (path + build-id + start), locations by
+// (mapping, address) and stacks by their locations, so samples of several
+// module generations of one process (sets are rebuilt per generation) share
+// them, and an address that means another module in another generation
+// (dlclose + dlopen) does not.
+//
 // Memory is bounded: at most Options::max_stacks distinct stacks per window.
 // A sample whose stack would exceed that is kept as its leaf alone (marked
 // truncated) while Options::reserve_stacks more leaf-only stacks fit, and
 // dropped otherwise; either way its weight is counted in
 // counters.stacks_dropped_limit.
 //
-// Not thread-safe: used by the drain thread only.
+// Not thread-safe: used by the session's thread only.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "pipeline/symbolizer.h"
@@ -52,19 +61,25 @@ class SummaryBuilder {
   void Finish(const v1::Counters& counters, int64_t end_ns, v1::StackSummary* summary);
 
   int64_t window_samples() const { return window_samples_; }
-  size_t window_stacks() const { return stack_index_.size(); }
+  size_t window_stacks() const { return static_cast<size_t>(current_.stacks_size()); }
 
  private:
   struct KeyHash {
     size_t operator()(const std::vector<uint64_t>& v) const;
   };
+  struct PairHash {
+    size_t operator()(const std::pair<uint64_t, uint64_t>& p) const {
+      return std::hash<uint64_t>()(p.first * 0x9e3779b97f4a7c15ULL ^ p.second);
+    }
+  };
   void Reset();
   uint32_t InternString(const std::string& s);
-  uint32_t InternLocation(uint64_t address);
+  uint32_t InternLocation(const ModuleSet& modules, uint64_t address);
   uint32_t InternMapping(const Module* module);
   uint32_t ThreadIndex(int32_t tid);
-  // Adds a stack for "key" (pcs + truncated flag word) and returns its index.
-  uint32_t AddStack(const uint64_t* pcs, uint32_t depth, bool truncated);
+  // The stack of "pcs" resolved against "modules" (an existing one with the
+  // same locations, or a new one); remembered under key_.
+  uint32_t AddStack(const ModuleSet& modules, const uint64_t* pcs, uint32_t depth, bool truncated);
 
   const v1::ProcessIdentity identity_;
   const std::vector<v1::Label> labels_;
@@ -79,10 +94,17 @@ class SummaryBuilder {
   int64_t stacks_dropped_limit_ = 0;
   v1::StackSummary current_;  // tables built up during the window
   std::unordered_map<std::string, uint32_t> strings_;
-  std::unordered_map<uint64_t, uint32_t> locations_;  // address looked up -> index
-  std::unordered_map<const Module*, uint32_t> mappings_;
+  // (ModuleSet serial, address looked up) -> location index
+  std::unordered_map<std::pair<uint64_t, uint64_t>, uint32_t, PairHash> set_locations_;
+  // (mapping index, address looked up) -> location index
+  std::unordered_map<std::pair<uint64_t, uint64_t>, uint32_t, PairHash> locations_;
+  std::unordered_map<std::string, uint32_t> mappings_;  // path, build-id, start -> index
   std::unordered_map<std::string, uint32_t> functions_;
+  // (ModuleSet serial, pcs..., truncated flag) -> stack index
   std::unordered_map<std::vector<uint64_t>, uint32_t, KeyHash> stack_index_;
+  // (location indexes..., truncated) -> stack index
+  std::unordered_map<std::vector<uint64_t>, uint32_t, KeyHash> stacks_by_locations_;
+  std::vector<uint64_t> loc_key_;                  // scratch
   std::unordered_map<int32_t, uint32_t> threads_;  // tid -> index + 1
   std::unordered_map<uint64_t, int64_t> counts_;   // stack << 32 | thread -> count
   std::vector<uint64_t> key_;                      // scratch

@@ -2,63 +2,80 @@
 
 #include <cxxabi.h>
 #include <dwarf.h>
+#include <elf.h>
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <fcntl.h>
-#include <link.h>
-#include <time.h>
+#include <gelf.h>
+#include <libelf.h>
 #include <unistd.h>
 
+#include <cinttypes>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+
+#include "unwind/elf_file_cache.h"
+#include "unwind/module_set.h"
 
 namespace stackstream {
 namespace agent {
 namespace pipeline {
+
+// One parsed module file: a Dwfl session with the file reported at bias 0.
+struct Symbolizer::FileEntry {
+  std::shared_ptr<const ElfFile> file;
+  ::Dwfl* dwfl = nullptr;
+  Dwfl_Module* mod = nullptr;
+  Elf* pending_elf = nullptr;  // handed to libdwfl by FindElf
+  int pending_fd = -1;
+  bool system_library = false;
+  std::string debug_dir;
+  uint64_t last_used = 0;
+
+  ~FileEntry() {
+    if (dwfl != nullptr) dwfl_end(dwfl);
+    if (pending_elf != nullptr) elf_end(pending_elf);
+    if (pending_fd >= 0) close(pending_fd);
+  }
+};
+
 namespace {
 
-// The loader's load/unload counters (dlpi_adds + dlpi_subs): they change on
-// every dlopen/dlclose. Takes the loader lock briefly (drain thread only).
-int LoaderGenerationCallback(struct dl_phdr_info* info, size_t, void* data) {
-  *static_cast<unsigned long long*>(data) = info->dlpi_adds + info->dlpi_subs;
-  return 1;  // the first object is enough
-}
-
-unsigned long long LoaderGeneration() {
-  unsigned long long generation = 0;
-  dl_iterate_phdr(LoaderGenerationCallback, &generation);
-  return generation;
-}
-
-int64_t MonotonicMs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+// libdwfl asks for the module's main ELF file: the one we opened (read with
+// pread through ELF_C_READ, so a file truncated under us fails reads instead
+// of faulting as an mmap would).
+int FindElf(Dwfl_Module*, void** userdata, const char*, Dwarf_Addr, char** file_name, Elf** elfp) {
+  auto* entry = static_cast<Symbolizer::FileEntry*>(*userdata);
+  if (entry == nullptr || entry->pending_elf == nullptr) return -1;
+  *elfp = entry->pending_elf;
+  *file_name = strdup(entry->file->opened_path().c_str());
+  int fd = entry->pending_fd;
+  entry->pending_elf = nullptr;  // libdwfl owns them now
+  entry->pending_fd = -1;
+  return fd;
 }
 
 // Separate debug info only from the local build-id directory: never through
-// debuginfod (no network access from inside a host process).
-int FindLocalDebuginfo(Dwfl_Module* mod, void**, const char*, Dwarf_Addr, const char*,
+// debuginfod (no network access, no surprise latency).
+int FindLocalDebuginfo(Dwfl_Module* mod, void** userdata, const char*, Dwarf_Addr, const char*,
                        const char*, GElf_Word, char** debuginfo_file_name) {
+  auto* entry = static_cast<Symbolizer::FileEntry*>(*userdata);
+  if (entry == nullptr || entry->debug_dir.empty()) return -1;
   const unsigned char* bits = nullptr;
   GElf_Addr vaddr = 0;
   int len = dwfl_module_build_id(mod, &bits, &vaddr);
   if (len <= 1) return -1;
-  static const char kHex[] = "0123456789abcdef";
-  std::string hex;
-  for (int i = 0; i < len; ++i) {
-    hex.push_back(kHex[bits[i] >> 4]);
-    hex.push_back(kHex[bits[i] & 15]);
-  }
-  std::string path = "/usr/lib/debug/.build-id/" + hex.substr(0, 2) + "/" + hex.substr(2) + ".debug";
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  std::string hex = HexString(bits, static_cast<size_t>(len));
+  std::string path = entry->debug_dir + "/" + hex.substr(0, 2) + "/" + hex.substr(2) + ".debug";
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return -1;
   *debuginfo_file_name = strdup(path.c_str());
   return fd;
 }
 
 const Dwfl_Callbacks kCallbacks = {
-    dwfl_linux_proc_find_elf,
+    FindElf,
     FindLocalDebuginfo,
     nullptr,
     nullptr,
@@ -97,7 +114,23 @@ bool IsSystemLibrary(const std::string& path) {
   return false;
 }
 
+std::string UnknownName(uint64_t address) {
+  char buf[40];
+  snprintf(buf, sizeof buf, "[unknown]+0x%" PRIx64, address);
+  return buf;
+}
+
 }  // namespace
+
+std::string Module::FallbackName(uint64_t offset) const {
+  std::string base = path;
+  size_t slash = base.rfind('/');
+  if (slash != std::string::npos) base = base.substr(slash + 1);
+  if (base.empty()) base = "[unknown]";
+  char buf[32];
+  snprintf(buf, sizeof buf, "+0x%" PRIx64, offset);
+  return base + buf;
+}
 
 std::string Demangle(const char* name) {
   if (name == nullptr) return "";
@@ -113,104 +146,156 @@ std::string Demangle(const char* name) {
   return result;
 }
 
-struct Symbolizer::Dwfl {
-  ::Dwfl* dwfl = nullptr;
-  Dwfl() { dwfl = dwfl_begin(&kCallbacks); }
-  ~Dwfl() {
-    if (dwfl != nullptr) dwfl_end(dwfl);
-  }
-  void Report() {
-    if (dwfl == nullptr) return;
-    dwfl_report_begin(dwfl);
-    dwfl_linux_proc_report(dwfl, getpid());
-    dwfl_report_end(dwfl, nullptr, nullptr);
-  }
-};
-
 Symbolizer::Symbolizer() : Symbolizer(Options()) {}
 
 Symbolizer::Symbolizer(Options options)
-    : options_(std::move(options)), modules_(options_.maps_path), dwfl_(new Dwfl()) {
-  RefreshLocked(true);
+    : options_(std::move(options)), elf_files_(options_.files) {
+  if (elf_files_ == nullptr) elf_files_ = std::make_shared<ElfFileCache>();
+  elf_version(EV_CURRENT);
 }
 
 Symbolizer::~Symbolizer() = default;
 
-void Symbolizer::RefreshModules() { RefreshLocked(true); }
+Symbolizer::FileEntry* Symbolizer::EntryFor(const LoadedModule& module, const std::string& root) {
+  std::shared_ptr<const ElfFile> file = elf_files_->Get(module, root);
+  if (file == nullptr) return nullptr;
+  auto it = files_.find(file->id());
+  if (it != files_.end()) {
+    it->second->last_used = ++clock_;
+    return it->second.get();
+  }
+  while (!files_.empty() && files_.size() >= options_.max_files) {
+    auto oldest = files_.begin();
+    for (auto f = files_.begin(); f != files_.end(); ++f) {
+      if (f->second->last_used < oldest->second->last_used) oldest = f;
+    }
+    files_.erase(oldest);
+  }
+  auto entry = std::make_unique<FileEntry>();
+  FileEntry* e = entry.get();
+  e->file = file;
+  e->system_library = IsSystemLibrary(module.path);
+  e->debug_dir = options_.debug_dir;
+  e->last_used = ++clock_;
+  files_.emplace(file->id(), std::move(entry));
 
-void Symbolizer::RefreshLocked(bool force) {
-  int64_t now = MonotonicMs();
-  if (!force && last_refresh_ms_ >= 0 && now - last_refresh_ms_ < options_.min_refresh_interval_ms) {
-    return;
+  // The file's own PT_LOAD range (at bias 0), read through libelf with pread.
+  e->pending_fd = fcntl(file->fd(), F_DUPFD_CLOEXEC, 0);
+  if (e->pending_fd < 0) return e;
+  e->pending_elf = elf_begin(e->pending_fd, ELF_C_READ, nullptr);
+  size_t phnum = 0;
+  if (e->pending_elf == nullptr || elf_kind(e->pending_elf) != ELF_K_ELF ||
+      elf_getphdrnum(e->pending_elf, &phnum) != 0) {
+    return e;
   }
-  last_refresh_ms_ = now;
-  loader_generation_ = LoaderGeneration();
-  std::vector<std::shared_ptr<const Module>> before = modules_.modules();
-  modules_.Refresh();
-  dwfl_->Report();
-  // A module replaced by another file at an overlapping address: forget the
-  // PCs resolved in the old one (unloaded modules otherwise keep theirs).
-  const auto& after = modules_.modules();
-  for (const auto& old : before) {
-    bool kept = false;
-    bool overlapped = false;
-    for (const auto& m : after) {
-      if (m == old) kept = true;
-      else if (m->start < old->end && old->start < m->end) overlapped = true;
+  bool have_low = false;
+  GElf_Addr low = 0, high = 0;
+  for (size_t i = 0; i < phnum; ++i) {
+    GElf_Phdr ph;
+    if (gelf_getphdr(e->pending_elf, static_cast<int>(i), &ph) == nullptr || ph.p_type != PT_LOAD) {
+      continue;
     }
-    if (kept || !overlapped) continue;
-    for (auto it = cache_.begin(); it != cache_.end();) {
-      if (it->first >= old->start && it->first < old->end) {
-        it = cache_.erase(it);
-      } else {
-        ++it;
-      }
+    if (!have_low) {  // libdwfl takes the first PT_LOAD as the base
+      low = ph.p_align > 1 ? ph.p_vaddr & ~(ph.p_align - 1) : ph.p_vaddr;
+      have_low = true;
     }
+    if (ph.p_vaddr + ph.p_memsz > high) high = ph.p_vaddr + ph.p_memsz;
   }
+  if (!have_low || high <= low) return e;
+  e->dwfl = dwfl_begin(&kCallbacks);
+  if (e->dwfl == nullptr) return e;
+  dwfl_report_begin(e->dwfl);
+  e->mod = dwfl_report_module(e->dwfl, module.path.c_str(), low, high);
+  if (e->mod != nullptr) {
+    void** userdata = nullptr;
+    dwfl_module_info(e->mod, &userdata, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr);
+    if (userdata != nullptr) *userdata = e;
+  }
+  dwfl_report_end(e->dwfl, nullptr, nullptr);
+  return e;
 }
 
-std::shared_ptr<const SymbolizedPc> Symbolizer::Symbolize(uint64_t address) {
-  auto it = cache_.find(address);
-  if (it != cache_.end()) return it->second;
-  std::shared_ptr<SymbolizedPc> result = Resolve(address);
-  if (cache_.size() >= options_.max_cached_pcs) {
-    cache_.clear();
-    ++cache_evictions_;
+std::shared_ptr<const Module> Symbolizer::MappingFor(const LoadedModule& lm, uint64_t address) {
+  uint64_t start = lm.start, end = lm.end, offset = lm.exec_file_offset;
+  if (start == end) {  // no executable segment: the one containing the address
+    const capture::ModuleSegment* seg = lm.SegmentOf(address);
+    if (seg != nullptr) {
+      start = seg->start;
+      end = seg->start + seg->mem_size;
+      offset = seg->file_offset;
+    }
   }
-  // Only cache PCs found in a module: an unknown PC may become known after
-  // the next refresh.
-  if (result->module != nullptr) cache_.emplace(address, result);
-  return result;
+  std::string key;
+  key.reserve(lm.path.size() + lm.build_id.size() + 80);
+  key.append(lm.path).push_back('\0');
+  key.append(lm.build_id).push_back('\0');
+  for (uint64_t v : {start, end, offset, lm.inode}) key.append(std::to_string(v)).push_back(':');
+  auto it = mappings_.find(key);
+  if (it != mappings_.end()) return it->second;
+  auto m = std::make_shared<Module>();
+  m->path = lm.path;
+  m->start = start;
+  m->end = end;
+  m->file_offset = offset;
+  m->inode = lm.inode;
+  m->build_id = lm.build_id;
+  if (mappings_.size() >= options_.max_mappings) mappings_.clear();  // holders keep theirs
+  mappings_.emplace(std::move(key), m);
+  return m;
 }
 
-std::shared_ptr<SymbolizedPc> Symbolizer::Resolve(uint64_t address) {
+std::shared_ptr<const SymbolizedPc> Symbolizer::Symbolize(const ModuleSet& modules,
+                                                          uint64_t address) {
   auto result = std::make_shared<SymbolizedPc>();
   result->address = address;
-  result->module = modules_.Find(address);
-  if (result->module == nullptr) {
-    // A library loaded since the last refresh: refresh now. Otherwise (JIT
-    // code, bad PCs) at most once per min_refresh_interval_ms.
-    RefreshLocked(/*force=*/LoaderGeneration() != loader_generation_);
-    result->module = modules_.Find(address);
-  }
-  if (result->module == nullptr) {
-    char buf[40];
-    snprintf(buf, sizeof buf, "[unknown]+0x%llx", static_cast<unsigned long long>(address));
+  ModuleSet::Hit hit = modules.Lookup(address);
+  if (hit.module == nullptr) {
     SymbolizedFrame frame;
-    frame.function = buf;
+    frame.function = UnknownName(address);
     result->frames.push_back(std::move(frame));
     return result;
   }
-  result->file_offset = result->module->FileOffset(address);
+  const LoadedModule& lm = *hit.module;
+  result->module = MappingFor(lm, address);
+  result->file_offset = address - hit.segment->start + hit.segment->file_offset;
+  const uint64_t vaddr = address - lm.load_bias;
+
+  FileEntry* entry = EntryFor(lm, modules.root());
+  if (entry == nullptr) {  // no usable file: what a server needs to do it later
+    SymbolizedFrame frame;
+    frame.function = result->module->FallbackName(result->file_offset);
+    result->frames.push_back(std::move(frame));
+    return result;
+  }
+  const std::pair<uint64_t, uint64_t> key{entry->file->id(), vaddr};
+  auto it = frames_.find(key);
+  std::shared_ptr<const Frames> frames;
+  if (it != frames_.end()) {
+    frames = it->second;
+  } else {
+    frames = Resolve(entry, vaddr, *result->module, result->file_offset);
+    if (frames_.size() >= options_.max_cached_pcs) {
+      frames_.clear();
+      ++cache_evictions_;
+    }
+    frames_.emplace(key, frames);
+  }
+  result->frames = *frames;
+  return result;
+}
+
+std::shared_ptr<const Symbolizer::Frames> Symbolizer::Resolve(FileEntry* entry, uint64_t vaddr,
+                                                              const Module& mapping,
+                                                              uint64_t file_offset) {
+  auto frames = std::make_shared<Frames>();
+  Dwfl_Module* mod = entry->mod;
 
   std::string sym_name;
   std::string sym_system_name;
-  Dwfl_Module* mod = dwfl_->dwfl != nullptr ? dwfl_addrmodule(dwfl_->dwfl, address) : nullptr;
   if (mod != nullptr) {
     GElf_Off offset = 0;
     GElf_Sym sym;
-    const char* name =
-        dwfl_module_addrinfo(mod, address, &offset, &sym, nullptr, nullptr, nullptr);
+    const char* name = dwfl_module_addrinfo(mod, vaddr, &offset, &sym, nullptr, nullptr, nullptr);
     if (name != nullptr && name[0] != '\0') {
       sym_name = Demangle(name);
       if (sym_name != name) sym_system_name = name;
@@ -222,22 +307,21 @@ std::shared_ptr<SymbolizedPc> Symbolizer::Resolve(uint64_t address) {
   int64_t cur_line = 0;
   Dwarf_Addr bias = 0;
   Dwarf_Die* cudie = nullptr;
-  const bool want_lines =
-      options_.system_library_lines || !IsSystemLibrary(result->module->path);
+  const bool want_lines = options_.system_library_lines || !entry->system_library;
   if (mod != nullptr && want_lines) {
-    Dwfl_Line* line = dwfl_module_getsrc(mod, address);
+    Dwfl_Line* line = dwfl_module_getsrc(mod, vaddr);
     if (line != nullptr) {
       int lineno = 0;
       const char* file = dwfl_lineinfo(line, nullptr, &lineno, nullptr, nullptr, nullptr);
       if (file != nullptr) cur_file = file;
       cur_line = lineno;
     }
-    cudie = dwfl_module_addrdie(mod, address, &bias);
+    cudie = dwfl_module_addrdie(mod, vaddr, &bias);
   }
   bool found_subprogram = false;
   if (cudie != nullptr) {
     Dwarf_Die* scopes = nullptr;
-    int n = dwarf_getscopes(cudie, address - bias, &scopes);
+    int n = dwarf_getscopes(cudie, vaddr - bias, &scopes);
     Dwarf_Files* files = nullptr;
     size_t nfiles = 0;
     bool have_files = dwarf_getsrcfiles(cudie, &files, &nfiles) == 0;
@@ -251,7 +335,7 @@ std::shared_ptr<SymbolizedPc> Symbolizer::Resolve(uint64_t address) {
         frame.file = cur_file;
         frame.line = cur_line;
         frame.start_line = DeclLine(scope);
-        result->frames.push_back(std::move(frame));
+        frames->push_back(std::move(frame));
         Dwarf_Attribute attr;
         Dwarf_Word value = 0;
         cur_line = 0;
@@ -279,7 +363,7 @@ std::shared_ptr<SymbolizedPc> Symbolizer::Resolve(uint64_t address) {
         frame.line = cur_line;
         frame.start_line = DeclLine(scope);
         if (!frame.function.empty()) {
-          result->frames.push_back(std::move(frame));
+          frames->push_back(std::move(frame));
           found_subprogram = true;
         }
         break;
@@ -289,13 +373,13 @@ std::shared_ptr<SymbolizedPc> Symbolizer::Resolve(uint64_t address) {
   }
   if (!found_subprogram) {
     SymbolizedFrame frame;
-    frame.function = !sym_name.empty() ? sym_name : result->module->FallbackName(address);
+    frame.function = !sym_name.empty() ? sym_name : mapping.FallbackName(file_offset);
     frame.system_name = sym_name.empty() ? "" : sym_system_name;
     frame.file = cur_file;
     frame.line = cur_line;
-    result->frames.push_back(std::move(frame));
+    frames->push_back(std::move(frame));
   }
-  return result;
+  return frames;
 }
 
 }  // namespace pipeline

@@ -13,7 +13,7 @@ const std::string& ThreadNames::Get(int32_t tid, bool refresh) {
   auto it = names_.find(tid);
   if (it != names_.end() && !refresh) return it->second;
   char path[64];
-  snprintf(path, sizeof path, "/proc/self/task/%d/comm", tid);
+  snprintf(path, sizeof path, "/proc/%d/task/%d/comm", static_cast<int>(pid_), tid);
   std::string name;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   bool read_ok = false;

@@ -177,6 +177,7 @@ struct RingMessage {
 };
 
 constexpr int kMaxModuleSegments = 8;
+constexpr const char kVdsoPath[] = "[vdso]";
 constexpr int kMaxBuildIdBytes = 32;
 
 struct ModuleSegment {
@@ -189,7 +190,8 @@ struct ModuleSegment {
 };
 
 // Followed by "path_bytes" of path ("\0"-terminated). The main program's
-// path is its /proc/self/exe target.
+// path is its /proc/self/exe target; the vDSO's is kVdsoPath (it has no file:
+// its image is the kernel's, the same in the agent's own address space).
 struct ModuleMessage {
   MessageHeader header;
   uint64_t generation;

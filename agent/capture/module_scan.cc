@@ -61,8 +61,12 @@ int ScanCallback(dl_phdr_info* info, size_t, void* data) {
   const char* path = info->dlpi_name;
   if (path == nullptr || path[0] == '\0') {
     path = st->exe;  // the main program
+  } else if (strncmp(path, "linux-vdso", 10) == 0 || strncmp(path, "linux-gate", 10) == 0) {
+    // No file: the agent reads the kernel's vDSO image (the same for every
+    // process on the machine) from its own address space.
+    path = kVdsoPath;
   } else if (path[0] != '/') {
-    return 0;  // linux-vdso.so.1 and friends: no file to read
+    return 0;  // no file to read
   }
   if (path[0] == '\0') return 0;
   ModuleMessage m;
@@ -89,7 +93,7 @@ int ScanCallback(dl_phdr_info* info, size_t, void* data) {
   if (m.segment_count == 0) return 0;
   ReadBuildId(info, &m);
   struct stat sb;
-  if (stat(path, &sb) == 0) {
+  if (path[0] == '/' && stat(path, &sb) == 0) {
     m.dev = sb.st_dev;
     m.inode = sb.st_ino;
   }

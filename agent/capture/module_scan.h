@@ -20,7 +20,8 @@ void LoaderCounters(uint64_t* adds, uint64_t* subs);
 
 // Calls "emit" once per loaded module that has a PT_LOAD segment, with a
 // filled ModuleMessage of "generation" (header.size covers the path) and
-// the path it names. The vDSO and objects without a file are skipped.
+// the path it names. The vDSO is named kVdsoPath; other objects without a
+// file are skipped.
 // Returns the number of modules emitted.
 using ModuleEmitFn = void (*)(const ModuleMessage& message, const char* path, void* arg);
 int ScanModules(uint64_t generation, ModuleEmitFn emit, void* arg);

@@ -1,6 +1,6 @@
-// CreatePipeline as the drain thread drives it: samples in, Flush writes the
-// offline pprof file (replaced each time) and sends to the collector, the
-// final Shutdown delivers the last summary within its deadline.
+// CreatePipeline as a stackstream-agent session drives it: samples in, Flush
+// writes the offline pprof file (replaced each time) and sends to the
+// collector, Finish delivers the last summary within its deadline.
 #include "pipeline/pipeline.h"
 
 #include <gtest/gtest.h>
@@ -11,8 +11,11 @@
 #include <fstream>
 #include <sstream>
 
+#include "capture/module_scan.h"
 #include "fake_ingest_server.h"
+#include "pipeline/symbolizer.h"
 #include "test_lib.h"
+#include "unwind/module_set.h"
 
 namespace stackstream {
 namespace agent {
@@ -22,6 +25,28 @@ int64_t MonotonicNs() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+// This process's modules, recorded the way the capture library records them.
+std::shared_ptr<const ModuleSet> SelfModules() {
+  std::vector<std::string> messages;
+  capture::ScanModules(
+      1,
+      [](const capture::ModuleMessage& m, const char* path, void* arg) {
+        std::string raw(reinterpret_cast<const char*>(&m), sizeof m);
+        raw.append(path);
+        raw.push_back('\0');
+        static_cast<std::vector<std::string>*>(arg)->push_back(raw);
+      },
+      &messages);
+  return ModuleSet::FromMessages(messages, "");
+}
+
+HostProcess Self() {
+  HostProcess p;
+  p.pid = getpid();
+  p.executable_path = "/proc/self/exe";
+  return p;
 }
 
 std::string ReadFile(const std::string& path) {
@@ -46,8 +71,10 @@ TEST(PipelineTest, OfflineFileAndCollectorGetTheSamples) {
   config.collector_set = true;
   config.output = ::testing::TempDir() + "/pipeline_test_" + std::to_string(getpid()) + ".pb.gz";
   unlink(config.output.c_str());
-  auto sink = CreatePipeline(config);
+  pipeline::Symbolizer symbolizer;
+  auto sink = CreatePipeline(config, Self(), &symbolizer);
   ASSERT_NE(nullptr, sink);
+  auto modules = SelfModules();
 
   uint64_t pcs[2] = {pc, pc + 1};
   RawSample s;
@@ -55,6 +82,7 @@ TEST(PipelineTest, OfflineFileAndCollectorGetTheSamples) {
   s.depth = 2;
   s.tid = gettid();
   s.weight = 1;
+  s.modules = modules.get();
   for (int i = 0; i < 50; ++i) sink->OnSample(s);
   SamplingCounters delta;
   delta.samples_dropped_ring_full = 2;
@@ -69,9 +97,10 @@ TEST(PipelineTest, OfflineFileAndCollectorGetTheSamples) {
 
   for (int i = 0; i < 25; ++i) sink->OnSample(s);
   int64_t t0 = MonotonicNs();
-  sink->Shutdown(SamplingCounters(), t0 + 1000000000LL);
+  sink->Flush(SamplingCounters());
+  sink->Finish(t0 + 1000000000LL);
   EXPECT_LT(MonotonicNs() - t0, 1100000000LL);
-  EXPECT_EQ(75, server.stored_samples()) << "the final summary is delivered at shutdown";
+  EXPECT_EQ(75, server.stored_samples()) << "the final summary is delivered by Finish";
   EXPECT_EQ((std::set<uint64_t>{1, 2}), server.stored());
   ASSERT_FALSE(server.counters().empty());
   EXPECT_EQ(2, server.counters()[0].samples_dropped_ring_full());
@@ -82,22 +111,25 @@ TEST(PipelineTest, OfflineFileAndCollectorGetTheSamples) {
   unlink(config.output.c_str());
 }
 
-TEST(PipelineTest, DeadCollectorDoesNotDelayShutdownMuch) {
+TEST(PipelineTest, DeadCollectorDoesNotDelayFinishMuch) {
   Config config;
   config.service = "pipeline-test";
   config.collectors = {"127.0.0.1:1"};
   config.collector_set = true;
-  auto sink = CreatePipeline(config);
+  pipeline::Symbolizer symbolizer;
+  auto sink = CreatePipeline(config, Self(), &symbolizer);
+  auto modules = SelfModules();
   uint64_t pcs[1] = {reinterpret_cast<uint64_t>(&MonotonicNs)};
   RawSample s;
   s.pcs = pcs;
   s.depth = 1;
   s.tid = gettid();
+  s.modules = modules.get();
   for (int i = 0; i < 10; ++i) sink->OnSample(s);
   int64_t t0 = MonotonicNs();
   sink->Flush(SamplingCounters());
   EXPECT_LT(MonotonicNs() - t0, 200000000LL) << "Flush never waits on the network";
-  sink->Shutdown(SamplingCounters(), MonotonicNs() + 300000000LL);
+  sink->Finish(MonotonicNs() + 300000000LL);
   EXPECT_LT(MonotonicNs() - t0, 700000000LL);
 }
 

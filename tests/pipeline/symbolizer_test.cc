@@ -385,6 +385,22 @@ TEST_F(SymbolizerTest, SharesTheUnwindersFileCache) {
   EXPECT_EQ(1, options.files->opens());
 }
 
+TEST_F(SymbolizerTest, VdsoIsSymbolizedFromTheAgentsOwnImage) {
+  void* vdso = dlopen("linux-vdso.so.1", RTLD_LAZY | RTLD_NOLOAD);
+  ASSERT_NE(nullptr, vdso) << dlerror();
+  void* fn = dlsym(vdso, "__vdso_clock_gettime");
+  ASSERT_NE(nullptr, fn);
+  Symbolizer symbolizer;
+  auto r = symbolizer.Symbolize(*modules_, reinterpret_cast<uint64_t>(fn) + 1);
+  ASSERT_NE(nullptr, r->module);
+  EXPECT_EQ(capture::kVdsoPath, r->module->path);
+  EXPECT_FALSE(r->module->build_id.empty());
+  ASSERT_FALSE(r->frames.empty());
+  EXPECT_NE(std::string::npos, r->frames.back().function.find("clock_gettime"))
+      << r->frames.back().function;
+  EXPECT_EQ(0, symbolizer.files()->build_id_mismatches());
+}
+
 TEST(DemangleTest, Names) {
   EXPECT_EQ("foo(int)", Demangle("_Z3fooi"));
   EXPECT_EQ("main", Demangle("main"));

@@ -23,6 +23,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -401,6 +402,29 @@ __attribute__((noinline, visibility("default"))) void* unwind_test_busy_thread(v
 }
 }
 
+// Registers and the first words of the copied stack (for failure messages).
+std::string DescribeStack(const StackSnapshot& snap) {
+  char b[160];
+  snprintf(b, sizeof b, "rsp %#lx rbp %#lx copy of %zu bytes\n",
+           static_cast<unsigned long>(snap.regs[kRegRsp]),
+           static_cast<unsigned long>(snap.regs[kRegRbp]), snap.stack_size);
+  std::string out = b;
+  for (size_t w = 0; w < 8 && (w + 1) * 8 <= snap.stack_size; ++w) {
+    uint64_t v;
+    memcpy(&v, snap.stack + w * 8, 8);
+    snprintf(b, sizeof b, "  [rsp+%zu] %#lx %s\n", w * 8, static_cast<unsigned long>(v),
+             SymbolOf(v).c_str());
+    out += b;
+  }
+  return out;
+}
+
+#if defined(__SANITIZE_THREAD__)
+constexpr bool kDeferredSignals = true;  // TSan runs handlers late: the copy is stale
+#else
+constexpr bool kDeferredSignals = false;
+#endif
+
 TEST(RemoteUnwinderTest, SignalHandlerSnapshotsReachThreadStart) {
   std::unique_ptr<SignalSample> sample(new SignalSample());
   g_sample = sample.get();
@@ -441,7 +465,7 @@ TEST(RemoteUnwinderTest, SignalHandlerSnapshotsReachThreadStart) {
       // Nothing but the thread's entry code above the start function.
       EXPECT_LE(n - start, 4) << Dump(pcs, n);
     } else if (first_bad.empty()) {
-      first_bad = Dump(pcs, n);
+      first_bad = Dump(pcs, n) + DescribeStack(snap);
     }
     in_busy += IndexOf(syms, "unwind_test_busy_leaf") >= 0;
     usleep(500);
@@ -450,10 +474,103 @@ TEST(RemoteUnwinderTest, SignalHandlerSnapshotsReachThreadStart) {
   pthread_join(th, nullptr);
   sigaction(sig, &old, nullptr);
   g_sample = nullptr;
-  EXPECT_GE(reached, kSamples * 95 / 100) << "first failure:\n" << first_bad;
-  EXPECT_GT(in_busy, kSamples / 4);
   printf("signal samples: %d/%d reached thread start, %d in busy_leaf\n", reached, kSamples,
          in_busy);
+  if (kDeferredSignals) {
+    // TSan delivers the signal at its next safe point: the thread has moved
+    // on and overwritten the stack the registers describe (the unwinds
+    // above still ran, for the race detector). Before the split too.
+    GTEST_SKIP() << "TSan defers signal handlers; stack copies do not match the registers";
+  }
+  EXPECT_GE(reached, kSamples * 95 / 100) << "first failure:\n" << first_bad;
+  EXPECT_GT(in_busy, kSamples / 4);
+}
+
+// ---- the vDSO: no file, the agent's own image of it ----
+
+std::atomic<bool> g_vdso_stop{false};
+std::atomic<uint64_t> g_vdso_stack_end{0};
+
+extern "C" __attribute__((noinline, visibility("default"))) void* unwind_test_vdso_thread(void*) {
+  g_vdso_stack_end.store(ThreadStackEnd());
+  struct timespec ts;
+  while (!g_vdso_stop.load(std::memory_order_relaxed)) {
+    clock_gettime(CLOCK_MONOTONIC, &ts);  // almost all of the time in the vDSO
+    asm volatile("" ::: "memory");
+  }
+  return nullptr;
+}
+
+TEST(RemoteUnwinderTest, SamplesInTheVdsoUnwindThroughItsImage) {
+  auto set = ScanOrDie();
+  const LoadedModule* vdso = nullptr;
+  for (const LoadedModule& m : set->modules()) {
+    if (m.path == capture::kVdsoPath) vdso = &m;
+  }
+  ASSERT_NE(vdso, nullptr) << "the host reports its vDSO";
+  EXPECT_FALSE(vdso->build_id.empty());
+
+  std::unique_ptr<SignalSample> sample(new SignalSample());
+  g_sample = sample.get();
+  g_busy_stack_end.store(0);
+  struct sigaction sa = {}, old = {};
+  sa.sa_sigaction = &OnSample;
+  sa.sa_flags = SA_SIGINFO | SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  const int sig = SIGRTMIN + 3;
+  ASSERT_EQ(sigaction(sig, &sa, &old), 0);
+  g_vdso_stop = false;
+  pthread_t th;
+  ASSERT_EQ(pthread_create(&th, nullptr, &unwind_test_vdso_thread, nullptr), 0);
+  while (g_vdso_stack_end.load() == 0) usleep(100);
+  g_busy_stack_end.store(g_vdso_stack_end.load());  // OnSample copies up to here
+
+  auto files = std::make_shared<ElfFileCache>();
+  RemoteUnwinder unwinder(files);
+  int in_vdso = 0, reached = 0;
+  std::string first_bad;
+  for (int i = 0; i < 200; ++i) {
+    g_sample_ready.store(0);
+    g_sample_request.fetch_add(1, std::memory_order_release);
+    ASSERT_EQ(pthread_kill(th, sig), 0);
+    while (g_sample_ready.load(std::memory_order_acquire) == 0) sched_yield();
+    StackSnapshot snap;
+    memcpy(snap.regs, sample->regs, sizeof(snap.regs));
+    snap.stack_start = sample->stack_start;
+    snap.stack = sample->stack;
+    snap.stack_size = sample->stack_size;
+    if (set->Find(snap.regs[kRegRip]) != vdso) continue;
+    ++in_vdso;
+    uint64_t pcs[64];
+    bool truncated;
+    int n = unwinder.Unwind(*set, snap, pcs, 64, &truncated);
+    if (IndexOf(Symbols(pcs, n), "unwind_test_vdso_thread") > 0) {
+      ++reached;
+    } else if (first_bad.empty()) {
+      first_bad = Dump(pcs, n);
+    }
+    usleep(200);
+  }
+  g_vdso_stop = true;
+  pthread_join(th, nullptr);
+  sigaction(sig, &old, nullptr);
+  g_sample = nullptr;
+  printf("vdso samples: %d in the vDSO, %d reached the thread function\n", in_vdso, reached);
+  if (kDeferredSignals) GTEST_SKIP() << "TSan defers signal handlers";
+  ASSERT_GT(in_vdso, 20);
+  EXPECT_GE(reached, in_vdso * 9 / 10) << first_bad;
+  EXPECT_EQ(files->build_id_mismatches(), 0);
+  EXPECT_EQ(unwinder.stats().modules_without_file, 0);
+
+  // A vDSO of another kernel (other build-id) is not ours.
+  std::vector<ScannedModule> mods = ScanModules();
+  ScannedModule* v = const_cast<ScannedModule*>(FindModule(mods, capture::kVdsoPath));
+  ASSERT_NE(v, nullptr);
+  v->message.build_id[0] ^= 0xff;
+  LoadedModule other;
+  ASSERT_TRUE(ModuleSet::ParseMessage(v->Raw().data(), v->Raw().size(), &other));
+  EXPECT_EQ(files->Get(other, ""), nullptr);
+  EXPECT_EQ(files->build_id_mismatches(), 1);
 }
 
 // ---- dlopen'd module: loaded, unloaded before the unwind ----
@@ -734,6 +851,7 @@ TEST(RemoteUnwinderTest, MalformedMessagesAreRejectedAndCounted) {
   }));
   add(edited([](capture::ModuleMessage*, std::string* p) { *p = "relative/libfoo.so"; }));
   add(edited([](capture::ModuleMessage*, std::string* p) { *p = ""; }));
+  add(edited([](capture::ModuleMessage*, std::string* p) { *p = "[vdso]x"; }));
   {
     std::string raw = good.Raw();  // header.size says more than there is
     capture::MessageHeader h;
@@ -861,11 +979,14 @@ TEST(RemoteUnwinderTest, FileTruncatedAfterOpenFailsReadsWithoutFaulting) {
   ASSERT_GT(full, 4) << Dump(pcs, full);
   // Cut the file (it stays open in the cache) to one page: what an mmap
   // would turn into SIGBUS must fail as a read.
+  ASSERT_EQ(files->read_failures(), 0);
   ASSERT_EQ(truncate(copy.c_str(), 4096), 0);
   RemoteUnwinder cold(files);
   int n = cold.Unwind(*set, cap.Snapshot(), pcs, 256, &truncated);
   EXPECT_GE(n, 2);
-  EXPECT_LT(n, full) << "no unwind tables left to read";
+  EXPECT_EQ(SymbolOf(pcs[1]), "unwind_test_capture_cb");
+  EXPECT_GT(files->read_failures(), 0) << "no unwind tables left to read";
+  // (Past the plugin's frame only a frame-pointer guess can go on.)
   ASSERT_EQ(truncate(copy.c_str(), 0), 0);
   RemoteUnwinder colder(files);
   EXPECT_GE(colder.Unwind(*set, cap.Snapshot(), pcs, 256, &truncated), 2);
@@ -926,6 +1047,36 @@ TEST(RemoteUnwinderTest, RootSlashUnwindsLikeNoRoot) {
   std::vector<uint64_t> theirs(cap.backtrace.begin() + 1, cap.backtrace.end());
   EXPECT_EQ(ours, theirs) << Dump(pcs, n);
   EXPECT_EQ(unwinder.stats().modules_without_file, 0);
+}
+
+TEST(ElfFileCacheTest, SharedByUnwindersOnSeveralThreads) {
+  CapturedStack cap;
+  unwind_test_recurse(&cap, 20);
+  auto set = ScanOrDie();
+  uint64_t expected[256];
+  bool truncated;
+  const int n = RemoteUnwinder().Unwind(*set, cap.Snapshot(), expected, 256, &truncated);
+  ASSERT_GT(n, 20);
+  ElfFileCache::Options options;
+  options.max_files = 2;                                            // files come and go
+  options.max_cached_bytes = 4 * sizeof(stackstream::agent::ElfPage);  // pages too
+  auto files = std::make_shared<ElfFileCache>(options);
+  std::atomic<int> bad{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 50; ++i) {
+        RemoteUnwinder unwinder(files);  // a new client each time: cold caches
+        uint64_t pcs[256];
+        bool tr;
+        int got = unwinder.Unwind(*set, cap.Snapshot(), pcs, 256, &tr);
+        if (got != n || memcmp(pcs, expected, sizeof(uint64_t) * n) != 0) ++bad;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_LE(files->cached_bytes(), options.max_cached_bytes);
 }
 
 TEST(ElfFileCacheTest, SharedAcrossPathsBoundedAndReadsAreChecked) {

@@ -29,6 +29,7 @@ struct Symbolizer::FileEntry {
   Dwfl_Module* mod = nullptr;
   Elf* pending_elf = nullptr;  // handed to libdwfl by FindElf
   int pending_fd = -1;
+  std::vector<uint8_t> image;  // the Elf's bytes when it is in memory (outlives dwfl)
   bool system_library = false;
   std::string debug_dir;
   uint64_t last_used = 0;
@@ -179,10 +180,16 @@ Symbolizer::FileEntry* Symbolizer::EntryFor(const LoadedModule& module, const st
   e->last_used = ++clock_;
   files_.emplace(file->id(), std::move(entry));
 
-  // The file's own PT_LOAD range (at bias 0), read through libelf with pread.
-  e->pending_fd = fcntl(file->fd(), F_DUPFD_CLOEXEC, 0);
-  if (e->pending_fd < 0) return e;
-  e->pending_elf = elf_begin(e->pending_fd, ELF_C_READ, nullptr);
+  // The file's own PT_LOAD range (at bias 0), read through libelf with pread
+  // (or from a copy of an image in memory: the vDSO).
+  if (!file->image().empty()) {
+    e->image = file->image();
+    e->pending_elf = elf_memory(reinterpret_cast<char*>(e->image.data()), e->image.size());
+  } else {
+    e->pending_fd = fcntl(file->fd(), F_DUPFD_CLOEXEC, 0);
+    if (e->pending_fd < 0) return e;
+    e->pending_elf = elf_begin(e->pending_fd, ELF_C_READ, nullptr);
+  }
   size_t phnum = 0;
   if (e->pending_elf == nullptr || elf_kind(e->pending_elf) != ELF_K_ELF ||
       elf_getphdrnum(e->pending_elf, &phnum) != 0) {

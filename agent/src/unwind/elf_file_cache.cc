@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <sys/auxv.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -29,6 +30,7 @@ struct PageCacheCore {
   const size_t max_bytes;
   size_t bytes = 0;
   int64_t reads = 0;
+  int64_t read_failures = 0;
   uint64_t next_id = 1;
   std::map<Key, Entry> pages;
   std::list<Key> lru;  // front: most recently used
@@ -90,12 +92,25 @@ int OpenInRoot(const std::string& root, const std::string& path) {
   return fd;
 }
 
+// Reads [offset, offset + len) of a file or an image: pread, or a copy.
+struct Reader {
+  int fd = -1;
+  const uint8_t* image = nullptr;
+  uint64_t image_size = 0;
+  bool Read(void* out, size_t len, uint64_t offset) const {
+    if (image == nullptr) return PreadAll(fd, out, len, offset);
+    if (offset > image_size || len > image_size - offset) return false;
+    memcpy(out, image + offset, len);
+    return true;
+  }
+};
+
 // Checks the ELF header (64-bit little-endian) and reads the GNU build-id
 // from the PT_NOTE segments. False when the file is not such an ELF file.
-bool ParseElf(int fd, uint64_t file_size, std::string* build_id) {
+bool ParseElf(const Reader& in, uint64_t file_size, std::string* build_id) {
   build_id->clear();
   Elf64_Ehdr eh;
-  if (file_size < sizeof eh || !PreadAll(fd, &eh, sizeof eh, 0)) return false;
+  if (file_size < sizeof eh || !in.Read(&eh, sizeof eh, 0)) return false;
   if (memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
       eh.e_ident[EI_DATA] != ELFDATA2LSB) {
     return false;
@@ -106,7 +121,7 @@ bool ParseElf(int fd, uint64_t file_size, std::string* build_id) {
     return true;  // an ELF file, but no program headers we can read: no build-id
   }
   std::vector<Elf64_Phdr> phdrs(eh.e_phnum);
-  if (!PreadAll(fd, phdrs.data(), phdrs.size() * sizeof(Elf64_Phdr), eh.e_phoff)) return false;
+  if (!in.Read(phdrs.data(), phdrs.size() * sizeof(Elf64_Phdr), eh.e_phoff)) return false;
   std::vector<uint8_t> notes;
   for (const Elf64_Phdr& ph : phdrs) {
     if (ph.p_type != PT_NOTE || ph.p_filesz < 12 || ph.p_filesz > (1 << 20) ||
@@ -114,7 +129,7 @@ bool ParseElf(int fd, uint64_t file_size, std::string* build_id) {
       continue;
     }
     notes.resize(ph.p_filesz);
-    if (!PreadAll(fd, notes.data(), notes.size(), ph.p_offset)) continue;
+    if (!in.Read(notes.data(), notes.size(), ph.p_offset)) continue;
     const uint64_t align = ph.p_align == 8 ? 8 : 4;
     const uint64_t len = notes.size();
     uint64_t off = 0;
@@ -136,6 +151,36 @@ bool ParseElf(int fd, uint64_t file_size, std::string* build_id) {
     }
   }
   return true;
+}
+
+// A copy of this process's vDSO image (the kernel's; the same in every
+// process on the machine), or empty.
+std::vector<uint8_t> OwnVdsoImage() {
+  const auto* base = reinterpret_cast<const uint8_t*>(getauxval(AT_SYSINFO_EHDR));
+  if (base == nullptr) return {};
+  Elf64_Ehdr eh;
+  memcpy(&eh, base, sizeof eh);
+  if (memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+      eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 || eh.e_phnum > 64 ||
+      eh.e_phoff > 65536) {
+    return {};
+  }
+  // The image ends with its last PT_LOAD byte or its section headers; it is
+  // mapped in whole pages.
+  uint64_t end = eh.e_phoff + uint64_t{eh.e_phnum} * sizeof(Elf64_Phdr);
+  if (eh.e_shoff != 0 && eh.e_shoff < (1 << 20)) {
+    end = std::max<uint64_t>(end, eh.e_shoff + uint64_t{eh.e_shnum} * eh.e_shentsize);
+  }
+  for (int i = 0; i < eh.e_phnum; ++i) {
+    Elf64_Phdr ph;
+    memcpy(&ph, base + eh.e_phoff + i * sizeof ph, sizeof ph);
+    if (ph.p_type == PT_LOAD && ph.p_filesz < (1 << 20)) {
+      end = std::max<uint64_t>(end, ph.p_offset + ph.p_filesz);
+    }
+  }
+  if (end > (1 << 20)) return {};
+  end = (end + kElfPageSize - 1) & ~uint64_t{kElfPageSize - 1};
+  return std::vector<uint8_t>(base, base + end);
 }
 
 }  // namespace
@@ -169,11 +214,19 @@ std::shared_ptr<const ElfPage> ElfFile::Page(uint64_t index) const {
   const uint64_t offset = index * kElfPageSize;
   const size_t want = static_cast<size_t>(std::min<uint64_t>(kElfPageSize, size_ - offset));
   size_t got = 0;
+  if (!image_.empty()) {  // an image in memory (the vDSO)
+    memcpy(page->data, image_.data() + offset, want);
+    got = want;
+  }
   while (got < want) {
     ssize_t n = pread(fd_, page->data + got, want - got, static_cast<off_t>(offset + got));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;  // truncated since we opened it, or an I/O error
     got += static_cast<size_t>(n);
+  }
+  if (got < want) {
+    std::lock_guard<std::mutex> lock(core_->mu);
+    ++core_->read_failures;
   }
   if (got == 0) return nullptr;
   page->size = static_cast<uint32_t>(got);
@@ -223,7 +276,9 @@ ElfFileCache::~ElfFileCache() = default;
 
 std::string ElfFileCache::ReadBuildId(int fd, uint64_t file_size) {
   std::string id;
-  ParseElf(fd, file_size, &id);
+  Reader in;
+  in.fd = fd;
+  ParseElf(in, file_size, &id);
   return id;
 }
 
@@ -239,8 +294,43 @@ bool ElfFileCache::Matches(const ElfFile& file, const LoadedModule& module, bool
   return true;
 }
 
+std::shared_ptr<const ElfFile> ElfFileCache::Vdso(const LoadedModule& module) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!vdso_tried_) {
+    vdso_tried_ = true;
+    std::vector<uint8_t> image = OwnVdsoImage();
+    std::string build_id;
+    Reader in;
+    in.image = image.data();
+    in.image_size = image.size();
+    if (!image.empty() && ParseElf(in, image.size(), &build_id)) {
+      std::shared_ptr<ElfFile> f(new ElfFile());
+      f->core_ = core_;
+      {
+        std::lock_guard<std::mutex> core_lock(core_->mu);
+        f->id_ = core_->next_id++;
+      }
+      f->size_ = image.size();
+      f->image_ = std::move(image);
+      f->build_id_ = std::move(build_id);
+      f->opened_path_ = capture::kVdsoPath;
+      vdso_ = f;
+    } else {
+      ++open_failures_;
+    }
+  }
+  if (vdso_ == nullptr) return nullptr;
+  // Another kernel's vDSO (a core from elsewhere, a 32-bit host): not ours.
+  if (!module.build_id.empty() && module.build_id != vdso_->build_id()) {
+    ++build_id_mismatches_;
+    return nullptr;
+  }
+  return vdso_;
+}
+
 std::shared_ptr<const ElfFile> ElfFileCache::Get(const LoadedModule& module,
                                                  const std::string& root) {
+  if (module.path == capture::kVdsoPath) return Vdso(module);
   std::string key;
   key.reserve(root.size() + module.path.size() + module.build_id.size() + 48);
   key.append(root).push_back('\0');
@@ -277,7 +367,7 @@ std::shared_ptr<const ElfFile> ElfFileCache::OpenLocked(const LoadedModule& modu
   struct stat st;
   std::string build_id;
   bool ok = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-            ParseElf(fd, static_cast<uint64_t>(st.st_size), &build_id);
+            ParseElf(Reader{fd}, static_cast<uint64_t>(st.st_size), &build_id);
   lock->lock();
   if (!ok) {
     if (fd >= 0) close(fd);
@@ -350,6 +440,10 @@ size_t ElfFileCache::open_files() const {
 size_t ElfFileCache::cached_bytes() const {
   std::lock_guard<std::mutex> lock(core_->mu);
   return core_->bytes;
+}
+int64_t ElfFileCache::read_failures() const {
+  std::lock_guard<std::mutex> lock(core_->mu);
+  return core_->read_failures;
 }
 int64_t ElfFileCache::page_reads() const {
   std::lock_guard<std::mutex> lock(core_->mu);

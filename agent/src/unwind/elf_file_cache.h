@@ -65,7 +65,10 @@ class ElfFile {
   std::shared_ptr<const ElfPage> Page(uint64_t index) const;
 
   uint64_t id() const { return id_; }     // unique per ElfFile object in this process
-  int fd() const { return fd_; }          // owned by the ElfFile: dup() it to keep it
+  int fd() const { return fd_; }          // owned by the ElfFile: dup() it to keep it;
+                                          // -1 for an image in memory
+  // The image of a file that has no descriptor (the vDSO), else empty.
+  const std::vector<uint8_t>& image() const { return image_; }
   uint64_t size() const { return size_; } // at open
   uint64_t dev() const { return dev_; }
   uint64_t inode() const { return inode_; }
@@ -78,6 +81,7 @@ class ElfFile {
   std::shared_ptr<unwind_internal::PageCacheCore> core_;
   uint64_t id_ = 0;
   int fd_ = -1;
+  std::vector<uint8_t> image_;
   uint64_t size_ = 0, dev_ = 0, inode_ = 0;
   std::string build_id_;
   std::string opened_path_;
@@ -98,6 +102,9 @@ class ElfFileCache {
   ElfFileCache& operator=(const ElfFileCache&) = delete;
 
   // The verified file of "module" as seen from "root" (see above), or null.
+  // The vDSO (path capture::kVdsoPath) has no file: it is this process's
+  // own vDSO image (the kernel's, the same for every process on the
+  // machine), used when its build-id matches the module's.
   std::shared_ptr<const ElfFile> Get(const LoadedModule& module, const std::string& root);
 
   // Module files whose build-id differs from the module's (per open attempt).
@@ -112,6 +119,8 @@ class ElfFileCache {
   size_t cached_bytes() const;
   // Pages read from files (page cache misses).
   int64_t page_reads() const;
+  // Page reads that failed (the file shrank since it was opened, I/O error).
+  int64_t read_failures() const;
 
   // Reads the GNU build-id of an open ELF file ("" when none / not ELF).
   // Exposed for tests.
@@ -125,6 +134,7 @@ class ElfFileCache {
   std::shared_ptr<const ElfFile> OpenLocked(const LoadedModule& module, const std::string& root,
                                             std::unique_lock<std::mutex>* lock);
   bool Matches(const ElfFile& file, const LoadedModule& module, bool count);
+  std::shared_ptr<const ElfFile> Vdso(const LoadedModule& module);
   void EvictLocked();
 
   const Options options_;
@@ -132,6 +142,8 @@ class ElfFileCache {
   mutable std::mutex mu_;
   std::unordered_map<std::string, Lookup> lookups_;  // root, path, build-id, dev, inode
   std::map<std::pair<uint64_t, uint64_t>, std::shared_ptr<const ElfFile>> files_;  // (dev, ino)
+  std::shared_ptr<const ElfFile> vdso_;
+  bool vdso_tried_ = false;
   uint64_t clock_ = 0;
   int64_t build_id_mismatches_ = 0, inode_mismatches_ = 0, open_failures_ = 0, opens_ = 0;
 };

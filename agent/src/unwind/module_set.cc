@@ -65,7 +65,8 @@ bool ModuleSet::ParseMessage(const void* data, size_t size, LoadedModule* out) {
   }
   if (m.path_bytes < 2 || sizeof m + m.path_bytes != size) return false;
   const char* path = static_cast<const char*>(data) + sizeof m;
-  if (path[m.path_bytes - 1] != '\0' || strlen(path) != m.path_bytes - 1 || path[0] != '/') {
+  if (path[m.path_bytes - 1] != '\0' || strlen(path) != m.path_bytes - 1 ||
+      (path[0] != '/' && strcmp(path, capture::kVdsoPath) != 0)) {
     return false;
   }
   if (m.build_id_size > static_cast<uint32_t>(capture::kMaxBuildIdBytes)) return false;

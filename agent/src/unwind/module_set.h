@@ -6,7 +6,8 @@
 // killed is still unwound (RemoteUnwinder) and symbolized (Symbolizer).
 //
 // Every message is untrusted: FromMessages() validates magic, type, version,
-// sizes, segment count and ranges, the path (NUL-terminated, absolute), and
+// sizes, segment count and ranges, the path (NUL-terminated, absolute or
+// capture::kVdsoPath), and
 // skips (and counts) the bad ones. Segments that overlap an earlier one are
 // ignored for address lookups.
 //
@@ -26,7 +27,7 @@ namespace agent {
 
 // One module of a (possibly exited) process, from a capture::ModuleMessage.
 struct LoadedModule {
-  std::string path;          // as the host saw it (absolute)
+  std::string path;          // as the host saw it (absolute), or capture::kVdsoPath
   std::string build_id;      // lower-case hex, "" when none
   uint64_t load_bias = 0, eh_frame_hdr = 0, eh_frame_hdr_size = 0, dev = 0, inode = 0;
   std::vector<capture::ModuleSegment> segments;  // PT_LOAD, runtime addresses
@@ -43,7 +44,7 @@ struct LoadedModule {
 class ModuleSet {
  public:
   // Validates each message (magic/type/version/size/segment_count/path
-  // NUL-terminated and absolute; bad ones are skipped and counted in
+  // NUL-terminated and absolute or "[vdso]"; bad ones are skipped and counted in
   // "*rejected"). "root" is prepended when opening files (e.g.
   // "/proc/1234/root" for a process in another mount namespace; "" = as is).
   static std::shared_ptr<const ModuleSet> FromMessages(const std::vector<std::string>& raw_messages,

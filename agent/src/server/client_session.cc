@@ -23,12 +23,22 @@ namespace agent {
 namespace {
 
 constexpr size_t kMaxSetsKept = 16;
+// A sample whose leaf is in no module of its generation may lie in a module
+// loaded just before it (dlopen is noticed by the host within ~50 ms, or at
+// the next dlclose): such a sample waits this long for a newer module set.
+constexpr int64_t kHoldUnknownLeafNs = 150 * 1000000LL;
 constexpr uint32_t kMaxRings = 16384;
 constexpr uint32_t kMaxWeight = 10000;
 
 int64_t MonoNs() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+int64_t RealtimeNs() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
   return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
@@ -333,6 +343,23 @@ void ClientSession::Drain(bool final) {
       bool wait = false;
       const ModuleSet* set = SetFor(copy.module_generation, final, &wait);
       if (wait) break;
+      const uint64_t leaf = copy.regs[capture::kRegRip];
+      if (set != nullptr && set->Find(leaf) == nullptr) {
+        // A module loaded just before the sample: described in a newer set.
+        const ModuleSet* newer = nullptr;
+        for (auto it = sets_.upper_bound(copy.module_generation); it != sets_.end(); ++it) {
+          if (it->second->Find(leaf) != nullptr) {
+            newer = it->second.get();
+            break;
+          }
+        }
+        if (newer != nullptr) {
+          set = newer;
+        } else if (!final && connected_ && !goodbye_ &&
+                   RealtimeNs() - copy.timestamp_ns < kHoldUnknownLeafNs) {
+          break;  // its module may still be on its way
+        }
+      }
       uint32_t size = std::min(copy.stack_size, ring.stack_capacity());
       stack_copy_.resize(size);
       memcpy(stack_copy_.data(), ring.StackOf(rec), size);

@@ -9,6 +9,7 @@
 //       a private helper, started by libstackstream.so for one process tree
 //       when no daemon answers (not meant to be run by hand).
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -72,5 +73,16 @@ int main(int argc, char** argv) {
     }
     stackstream::agent::AgentLog()->info("serving {}", listen);
   }
-  return stackstream::agent::RunAgentServer(options);
+  std::string path = listen.rfind("unix:", 0) == 0 ? listen.substr(5) : listen;
+  struct stat ours = {};
+  bool remove_path = listen_fd < 0 && !path.empty() && path[0] != '@' &&
+                     stat(path.c_str(), &ours) == 0;
+  int status = stackstream::agent::RunAgentServer(options);
+  // Remove our socket file (not one a newer daemon put there meanwhile).
+  struct stat now = {};
+  if (remove_path && stat(path.c_str(), &now) == 0 && now.st_ino == ours.st_ino &&
+      now.st_dev == ours.st_dev) {
+    unlink(path.c_str());
+  }
+  return status;
 }

@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 
@@ -32,10 +33,30 @@ def fixture(name):
 
 
 def require(paths):
-    """Prints FAIL and exits 1 when a build output is missing."""
+    """Prints FAIL and exits 1 when a build output is missing (or /dev/null
+    is broken, see require_dev_null)."""
+    require_dev_null()
     missing = [p for p in paths if not os.path.exists(p)]
     if missing:
         print("FAIL missing build outputs: " + ", ".join(missing))
+        print("0 passed, 1 failed")
+        raise SystemExit(1)
+
+
+def require_dev_null():
+    """Exits 1 with a FAIL line when /dev/null is not the null device: a
+    process running as root that rename()s a file onto it (an atomic writer
+    given /dev/null as its output) turns it into a regular file owned by
+    root, and unprivileged servers (postgres) then fail in odd places."""
+    import stat
+    try:
+        st = os.stat("/dev/null")
+        ok = stat.S_ISCHR(st.st_mode)
+    except OSError:
+        ok = False
+    if not ok:
+        print("FAIL /dev/null is not a character device on this machine (something replaced it "
+              "with a regular file); restore it: rm /dev/null && mknod -m 666 /dev/null c 1 3")
         print("0 passed, 1 failed")
         raise SystemExit(1)
 
@@ -136,6 +157,31 @@ def children_of(pid):
     return out
 
 
+def tree_cpu(pid):
+    """CPU seconds of process "pid" (all its threads), of its live children
+    and of every child it has reaped (cutime + cstime), e.g. a server's
+    workers or backends that came and went."""
+    s = read_file("/proc/%d/stat" % pid)
+    if not s:
+        return 0.0
+    f = s[s.rindex(")") + 2:].split()
+    total = sum(int(x) for x in f[11:15]) / os.sysconf("SC_CLK_TCK")
+    for kid in children_of(pid):
+        st = proc_stat(kid)
+        if st:
+            total += st[1]
+    return total
+
+
+def check_sample_ratio(t, label, samples, cpu_s, hz, min_ratio):
+    """A Checker line: samples >= min_ratio x CPU seconds x Hz."""
+    expected = cpu_s * hz
+    ratio = samples / expected if expected > 0 else 0.0
+    return t.check(expected > 0 and ratio >= min_ratio,
+                   "%s: %d samples = %.0f%% of %.2f CPU s x %d Hz (>= %.0f%%)"
+                   % (label, samples, 100 * ratio, cpu_s, hz, 100 * min_ratio))
+
+
 def pid_alive(pid):
     s = read_file("/proc/%d/stat" % pid)
     if not s:
@@ -181,6 +227,57 @@ def helper_sockets():
         if len(parts) >= 8 and parts[7].startswith("@stackstream-helper."):
             names.add(parts[7])
     return names
+
+
+class HelperWatch:
+    """Polls our_helpers() and helper_sockets() every 0.1 s on a thread, so a
+    test learns every helper its trees used and when the last one went away
+    (measured while the test waits for other things).
+
+        w = HelperWatch().start()
+        ...host exits...; t_exit = time.time()
+        gone, latency = w.gone_after(t_exit, timeout=20)
+        w.stop(); w.seen, w.sockets
+    """
+
+    def __init__(self, exclude=()):
+        self.seen = set()
+        self.sockets = set()
+        self.exclude = set(exclude)
+        self.last_alive = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self._poll()
+        self._thread.start()
+        return self
+
+    def _poll(self):
+        alive = set(our_helpers()) - self.exclude
+        self.seen |= alive
+        self.sockets |= helper_sockets()
+        if alive:
+            self.last_alive = time.time()
+        return alive
+
+    def _run(self):
+        while not self._stop.wait(0.1):
+            self._poll()
+
+    def alive(self):
+        return set(our_helpers()) - self.exclude
+
+    def gone_after(self, t_exit, timeout=20):
+        """Waits until no helper is left; returns (gone, seconds from t_exit
+        to the last poll that still saw one, 0 if none was seen after it)."""
+        gone = wait_until(lambda: not self.alive(), max(0.0, t_exit + timeout - time.time()), 0.1)
+        self._poll()
+        return bool(gone), max(0.0, self.last_alive - t_exit)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=5)
 
 
 def kill_our_helpers(grace=0.0):

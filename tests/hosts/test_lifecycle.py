@@ -50,10 +50,10 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hosts_util import (AGENT, AGENT_BIN, agent_env, agent_processes, clean_env,  # noqa: E402
-                        counters, cpu_seconds, fixture, helper_sockets, kill_our_helpers,
-                        mkdtemp_for, our_helpers, pid_alive, read_file, require, samples_with,
-                        stop_group, top_functions, total_samples, wait_for_profile, wait_until)
+from hosts_util import (AGENT, AGENT_BIN, HelperWatch, agent_env, clean_env,  # noqa: E402
+                        counters, cpu_seconds, fixture, kill_our_helpers, mkdtemp_for,
+                        our_helpers, pid_alive, read_file, require, stop_group, top_functions,
+                        total_samples, wait_for_profile, wait_until)
 from stackstream_test import COLLECTOR, Checker, Collector  # noqa: E402
 
 SOURCE = os.environ.get("STACKSTREAM_SOURCE_DIR",
@@ -171,14 +171,17 @@ def test_maps(c):
             "maps: the agent adds exactly libstackstream.so to the %d libraries the program "
             "maps alone (added: %s)" % (len(plain), extra))
     print("info maps: threads %d without agent, %d with" % (plain_threads, threads))
-    prof, n, _ = wait_for_profile(c, "lc-maps", lambda f: f.startswith("fixture_hot_"), 15)
-    t.check(n > 0, "maps: its samples arrive (%d in fixture_hot_*)" % n)
+    wait_until(lambda: not our_helpers(), 20, 0.2)  # its data is delivered then
+    prof, n, _ = wait_for_profile(c, "lc-maps", lambda f: f.startswith("fixture_hot_"), 5)
+    t.check(n > 0, "maps: its samples arrive, symbolized (%d of %d in fixture_hot_*; top: %s)"
+            % (n, sum((prof or {}).values()), top_functions(prof, 3)))
 
 
 def test_sigkill(c):
     env = agent_env(collector=c.grpc_addr, service="lc-kill", no_daemon_dir=D, hz=HZ)
     p = subprocess.Popen([CPU_SPLIT, "--threads=1", "--seconds=60"], env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    watch = HelperWatch().start()
     try:
         reached = wait_until(lambda: (cpu_seconds(p.pid) or 0) >= 3.0 or p.poll() is not None,
                              40, 0.02)
@@ -198,8 +201,10 @@ def test_sigkill(c):
     t.check(got >= 0.9 * expected,
             "sigkill: %d samples in the collector %.1f s after SIGKILL, >= 90%% of %.2f CPU s x "
             "%d Hz = %.0f (%.0f%%)" % (got, took, cpu, HZ, expected, 100.0 * got / expected))
-    gone = wait_until(lambda: not our_helpers(), 20, 0.2)
-    t.check(gone, "sigkill: the helper exits after its killed host (left: %s)" % our_helpers())
+    gone, latency = watch.gone_after(killed_at, 20)
+    watch.stop()
+    t.check(gone, "sigkill: the helper exits %.1f s after its host was killed (left: %s)"
+            % (latency, our_helpers() or "none"))
     kill_our_helpers()
 
 
@@ -251,6 +256,8 @@ def test_daemon(c):
                                                    for s in services), time.time() - t_start))
         helpers = set(our_helpers()) - {daemon.pid}
         t.check(not helpers, "daemon: no private helper was started (%s)" % (helpers or "none"))
+        watch = HelperWatch(exclude={daemon.pid}).start()
+        time.sleep(max(0.0, t_start + 3.0 - time.time()))  # kill 3 s into the run
         before = {s: total_samples(c, s) for s in services}
         # Kill the daemon under them, start a new one on the same path.
         daemon.send_signal(signal.SIGKILL)
@@ -273,6 +280,7 @@ def test_daemon(c):
             t.check(ok2, "daemon: ... after removing the stale socket file it starts")
         t_restart = time.time()
         gap = t_restart - t_kill
+        watch.exclude |= {d.pid for d in daemons}
         results = {}
         for name, (p, stats) in progs.items():
             try:
@@ -286,29 +294,37 @@ def test_daemon(c):
                 cpu = 0.0
             results[name] = (p.returncode, out, err.decode("utf-8", "replace"), cpu)
         wall = time.time() - t_start
+        t_end = time.time()
+        watch.stop()
+        helpers = watch.seen - {d.pid for d in daemons}
+        t.check(not helpers, "daemon: no private helper was started around the restart (%s)"
+                % (sorted(helpers) or "none"))
         for name, (rc, out, err, cpu) in sorted(results.items()):
             t.check(rc == 0 and out == b"",
                     "daemon: program %s unharmed by the restart: exit %s, stdout %r, %.2f CPU s%s"
                     % (name, rc, out[:60], cpu, "" if rc == 0 else " stderr: " + err[-300:]))
         t.check(wall <= seconds + 4, "daemon: programs finished on time (%.1f s for %g s "
                 "programs)" % (wall, seconds))
-        after_from = str(int(t_restart) + 1)
+        deadline = time.time() + 15  # for all three: data still on its way
         for name, (rc, out, err, cpu) in sorted(results.items()):
             s = "lc-daemon-" + name
             expected = cpu * HZ
             share = cpu / seconds
             allowance = share * HZ * (flush_ms / 1000.0 + gap + 1.0)
-            deadline = time.time() + 15
             total = total_samples(c, s)
             while total < expected - allowance and time.time() < deadline:
                 time.sleep(0.3)
                 total = total_samples(c, s)
             cnt = wait_until(lambda: (lambda k: k if k.get("agent_reconnects", 0) >= 1 else None)(
-                counters(c, s)), 5, 0.3) or counters(c, s)
+                counters(c, s)), max(0.5, deadline - time.time()), 0.3) or counters(c, s)
             lost = int(cnt.get("samples_lost_agent_restart", 0) or 0)
-            post = total_samples(c, s, frm=after_from)
-            t.check(post > 0, "daemon: %s: samples taken after the restart arrive (%d since %s)"
-                    % (s, post, after_from))
+            # Samples taken after the restart: what arrived beyond the total
+            # seen before the kill, against the CPU the program used after it.
+            after_expected = share * HZ * (t_end - t_restart)
+            t.check(total - before[s] >= 0.8 * after_expected,
+                    "daemon: %s: samples taken after the restart arrive: %d more than before "
+                    "the kill, >= 80%% of %.0f (%.1f s x share %.2f x %d Hz)"
+                    % (s, total - before[s], after_expected, t_end - t_restart, share, HZ))
             t.check(int(cnt.get("agent_reconnects", 0) or 0) >= 1,
                     "daemon: %s: counters show agent_reconnects >= 1 (%s)"
                     % (s, {k: v for k, v in cnt.items() if k in (
@@ -323,6 +339,12 @@ def test_daemon(c):
             t.check(total + lost >= 0.9 * expected,
                     "daemon: %s: delivered + counted lost = %d + %d >= 90%% of %.0f"
                     % (s, total, lost, expected))
+        # SIGTERM the running daemon so that its log is complete.
+        daemons[-1].send_signal(signal.SIGTERM)
+        try:
+            daemons[-1].wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
         if t.failed:
             for i, log in enumerate(logs):
                 if os.path.exists(log):
@@ -349,32 +371,29 @@ exit 7
 '''
 
 
-def run_script(env, watch=False):
+def run_script(env):
     script = os.path.join(D, "tree.sh")
     with open(script, "w") as f:
         f.write(SCRIPT)
     os.chmod(script, 0o755)
     p = subprocess.Popen(["/bin/sh", script, os.path.dirname(CPU_SPLIT)], env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    seen, sockets = set(), set()
-    deadline = time.time() + 60
     try:
-        if watch:
-            while p.poll() is None and time.time() < deadline:
-                seen |= set(our_helpers())
-                sockets |= helper_sockets()
-                time.sleep(0.1)
-        out, err = p.communicate(timeout=max(1, deadline - time.time()))
+        out, err = p.communicate(timeout=60)
     finally:
         stop_group(p)
-    return p.pid, p.returncode, out, err.decode("utf-8", "replace"), seen, sockets
+    return p.pid, p.returncode, out, err.decode("utf-8", "replace")
 
 
 def test_helper(c):
-    _, base_rc, base_out, _, _, _ = run_script(clean_env())
+    _, base_rc, base_out, _ = run_script(clean_env())
     env = agent_env(collector=c.grpc_addr, service="lc-h-sh", no_daemon_dir=D, hz=HZ)
-    pid, rc, out, err, seen, sockets = run_script(env, watch=True)
+    watch = HelperWatch().start()
+    pid, rc, out, err = run_script(env)
     exited = time.time()
+    gone, latency = watch.gone_after(exited, 20)
+    watch.stop()
+    seen, sockets = watch.seen, watch.sockets
     t.check(rc == base_rc == 7 and out == base_out,
             "helper: script stdout and exit status unchanged (exit %s vs %s; %r)"
             % (rc, base_rc, out.decode()[-120:]))
@@ -387,12 +406,11 @@ def test_helper(c):
             ("lc-h-deep", "fixture_recurse"), ("lc-h-forker", "fixture_parent_work"),
             ("lc-h-forker", "fixture_child_work")]
     for service, fn in want:
-        prof, n, waited = wait_for_profile(c, service, lambda f, fn=fn: f == fn, 20)
+        prof, n, waited = wait_for_profile(c, service, lambda f, fn=fn: f == fn, 5)
         t.check(n > 0, "helper: %s arrives with %s (%d samples, after %.1f s)%s"
                 % (service, fn, n, waited, "" if n else "; top: %s" % top_functions(prof, 4)))
-    gone = wait_until(lambda: not our_helpers(), 20, 0.2)
-    t.check(gone, "helper: gone %.1f s after the script exited (left: %s)"
-            % (time.time() - exited, our_helpers()))
+    t.check(gone, "helper: gone %.1f s after the script exited (limit 20 s; left: %s)"
+            % (latency, our_helpers() or "none"))
     agent_lines = [l for l in err.splitlines() if "stackstream" in l.lower()]
     t.check(not agent_lines, "helper: nothing from the agent on the script's stderr%s"
             % ("" if not agent_lines else ": " + " | ".join(agent_lines[:3])))

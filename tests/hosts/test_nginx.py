@@ -28,14 +28,16 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hosts_util import (AGENT, AGENT_BIN, TAG, agent_env, agent_log_lines,  # noqa: E402
-                        children_of, clean_env, kill_our_helpers, mkdtemp_for, our_helpers,
+from hosts_util import (AGENT, AGENT_BIN, TAG, HelperWatch, agent_env, agent_log_lines,  # noqa: E402,E501
+                        check_sample_ratio, children_of, clean_env, kill_our_helpers,
+                        mkdtemp_for, our_helpers, tree_cpu,
                         pid_alive, read_file, require, require_tools, samples_with, stop_group,
                         top_functions, wait_for_profile, wait_until)
 from stackstream_test import COLLECTOR, Checker, Collector, free_port  # noqa: E402
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 SERVICE = "nginx"
+HZ = 500  # nginx uses little CPU per request: a higher rate for enough samples
 REQUESTS = 1000  # per phase
 BODY = ("stackstream hosts test %s\n" % TAG * 40).encode()
 
@@ -114,6 +116,7 @@ def scenario(run, env):
     out_path = os.path.join(prefix, "stdout")
     err_path = os.path.join(prefix, "stderr")
     proc = None
+    watch = HelperWatch().start()
     try:
         with open(out_path, "wb") as of, open(err_path, "wb") as ef:
             proc = subprocess.Popen([NGINX, "-p", prefix, "-c", conf,
@@ -127,7 +130,6 @@ def scenario(run, env):
         workers = wait_until(lambda: len(children_of(proc.pid)) == 2 and children_of(proc.pid),
                              10)
         res["workers_before"] = sorted(workers or [])
-        res["helpers"] = set(our_helpers())
         res["phase1"] = serve(url, REQUESTS)
         os.kill(proc.pid, signal.SIGHUP)
         old = set(res["workers_before"])
@@ -140,9 +142,8 @@ def scenario(run, env):
         new = wait_until(reloaded, 20, 0.1)
         res["workers_after"] = sorted(new or children_of(proc.pid))
         res["reloaded"] = bool(new)
-        res["helpers"] |= set(our_helpers())
         res["phase2"] = serve(url, REQUESTS)
-        res["helpers"] |= set(our_helpers())
+        res["server_cpu"] = tree_cpu(proc.pid)  # master, workers, reaped old workers
         t0 = time.time()
         os.kill(proc.pid, signal.SIGQUIT)
         try:
@@ -150,10 +151,13 @@ def scenario(run, env):
         except subprocess.TimeoutExpired:
             res["rc"] = None
         res["stop_s"] = time.time() - t0
+        res["helper_gone"], res["helper_latency"] = watch.gone_after(time.time(), 20)
+        res["helpers"] = watch.seen
         res["stdout"] = read_file(out_path, "rb")
         res["stderr"] = read_file(err_path)
         res["error_log"] = read_file(os.path.join(prefix, "logs", "error.log"))
     finally:
+        watch.stop()
         stop_group(proc)
     return res
 
@@ -185,7 +189,7 @@ try:
     check_run(base, "without agent")
     with Collector() as c:
         env = agent_env(collector=c.grpc_addr, service=SERVICE, no_daemon_dir=D,
-                        flush_ms=1000, hz=500)
+                        flush_ms=1000, hz=HZ)
         run = scenario("agent", env)
         if check_run(run, "with agent"):
             t.check(run["rc"] == base.get("rc"), "exit status unchanged (%s, without agent %s)"
@@ -197,13 +201,15 @@ try:
                     % ("" if not noise else ": " + " | ".join(noise[:4])))
             t.check(len(run["helpers"]) == 1, "one private helper for master and workers: %s"
                     % (sorted(run["helpers"]) or "none seen"))
-            prof, n, waited = wait_for_profile(c, SERVICE, lambda f: f.startswith("ngx_"), 30)
+            t.check(run["helper_gone"], "helper gone %.1f s after nginx stopped (limit 20 s; "
+                    "left: %s)" % (run["helper_latency"], our_helpers() or "none"))
+            prof, n, waited = wait_for_profile(c, SERVICE, lambda f: f.startswith("ngx_"), 10)
             t.check(n > 0, "profile of service %s names nginx functions (ngx_*): %d samples "
                     "(after %.1f s); top self: %s" % (SERVICE, n, waited, top_functions(prof)))
             http = samples_with(prof, lambda f: f.startswith("ngx_http_"))
             print("info samples in ngx_http_* frames: %d of %d" % (http, sum((prof or {}).values())))
-            gone = wait_until(lambda: not our_helpers(), 20, 0.2)
-            t.check(gone, "helper gone within 20 s after nginx stopped (left: %s)" % our_helpers())
+            check_sample_ratio(t, "samples of master and workers", sum((prof or {}).values()),
+                               run["server_cpu"], HZ, 0.7)
         if t.failed:
             print("---- nginx error log (agent run) ----")
             print(run.get("error_log", "")[-3000:])

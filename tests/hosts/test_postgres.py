@@ -21,19 +21,22 @@ Prints the tps ratio agent/baseline (no assertion on timing: BENCHMARKS.md).
 """
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hosts_util import (AGENT, AGENT_BIN, agent_env, agent_log_lines, clean_env,  # noqa: E402
-                        kill_our_helpers, mkdtemp_for, newest_pg_bindir, our_helpers,
-                        read_file, require, require_tools, stop_group, top_functions,
+from hosts_util import (AGENT, AGENT_BIN, HelperWatch, agent_env, agent_log_lines,  # noqa: E402
+                        clean_env, kill_our_helpers, mkdtemp_for, newest_pg_bindir, our_helpers,
+                        check_sample_ratio, read_file, require, require_tools, stop_group,
+                        top_functions, tree_cpu,
                         wait_for_profile, wait_until)
 from stackstream_test import COLLECTOR, Checker, Collector, free_port  # noqa: E402
 
 PG_USER = "postgres"
 SERVICE = "postgres"
+HZ = 100
 BENCH_SECONDS = 10
 CRASH_PATTERNS = [r"terminated by signal", r"was terminated", r"exited with exit code [1-9]",
                   r"database system was interrupted", r"crash recovery", r"\bPANIC\b",
@@ -55,6 +58,25 @@ except KeyError:
 D = mkdtemp_for(PG_USER, prefix="ss-hosts-pg-")
 DATA = os.path.join(D, "data")
 PORT = free_port()
+
+
+def agent_for_pg_user():
+    """The library path the postgres user can load. When the build tree is
+    not readable by that user (e.g. a checkout under /root), the library and
+    stackstream-agent are copied into the same layout (agent/, bin/) in the
+    test's dir, so the library still finds ../bin/stackstream-agent."""
+    ok = all(subprocess.run(["test", flag, path], user=PG_USER, group=PG_USER, cwd="/",
+                            capture_output=True).returncode == 0
+             for flag, path in (("-r", AGENT), ("-x", AGENT_BIN)))
+    if ok:
+        return AGENT
+    base = os.path.join(D, "agent-copy")
+    for src, sub in ((AGENT, "agent"), (AGENT_BIN, "bin")):
+        os.makedirs(os.path.join(base, sub), mode=0o755, exist_ok=True)
+        shutil.copy2(src, os.path.join(base, sub))
+    os.chmod(base, 0o755)
+    print("info the build tree is not readable by %s: using a copy in %s" % (PG_USER, base))
+    return os.path.join(base, "agent", os.path.basename(AGENT))
 
 
 def as_pg(argv, env=None, timeout=60, **kw):
@@ -113,29 +135,23 @@ def bench_run(env, name):
     """One server run: start, pgbench -i, pgbench -C; returns a dict."""
     res = {"name": name}
     proc = None
+    watch = HelperWatch().start()
     try:
         proc, res["log"], res["stdout_path"] = start_server(env, name)
         res["pid"] = proc.pid
         r = pgbench(["-i", "-q"], timeout=120)
         res["init_rc"] = r.returncode
         res["init_err"] = r.stderr.decode("utf-8", "replace")[-1500:]
-        helpers_seen = set()
-
-        def watch():
-            helpers_seen.update(our_helpers())
-        watch()
         bench = subprocess.Popen(
             [os.path.join(BIN, "pgbench"), "-C", "-c", "4", "-S", "-T", str(BENCH_SECONDS)],
             env=dict(clean_env(), PGHOST="127.0.0.1", PGPORT=str(PORT), PGUSER=PG_USER,
                      PGDATABASE="postgres"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         deadline = time.time() + BENCH_SECONDS + 60
         while bench.poll() is None and time.time() < deadline:
-            watch()
-            time.sleep(0.5)
+            time.sleep(0.2)
         if bench.poll() is None:
             bench.kill()
         out, err = bench.communicate(timeout=30)
-        res["helpers"] = helpers_seen
         res["bench_rc"] = bench.returncode
         res["bench_out"] = out.decode("utf-8", "replace")
         res["bench_err"] = err.decode("utf-8", "replace")[-1500:]
@@ -145,12 +161,18 @@ def bench_run(env, name):
         res["failed_tx"] = int(m.group(1)) if m else None
         m = re.search(r"number of transactions actually processed: (\d+)", res["bench_out"])
         res["tx"] = int(m.group(1)) if m else None
+        res["server_cpu"] = tree_cpu(proc.pid)
         res["stop_rc"], res["stop_s"], res["postmaster_rc"] = stop_server(proc)
+        res["helper_gone"], res["helper_latency"] = watch.gone_after(time.time(), 20)
+        res["helpers"] = watch.seen
         res["stdout"] = read_file(res["stdout_path"], "rb")
         res["log_text"] = read_file(res["log"])
     finally:
+        watch.stop()
         stop_group(proc)
     return res
+
+
 
 
 try:
@@ -166,7 +188,8 @@ try:
 
     with Collector() as c:
         env = agent_env(collector=c.grpc_addr, service=SERVICE, no_daemon_dir=D,
-                        flush_ms=1000)
+                        flush_ms=1000, hz=HZ)
+        env["LD_PRELOAD"] = agent_for_pg_user()
         run = bench_run(env, "agent")
         t.check(run["init_rc"] == 0, "with agent: pgbench -i exit 0 (%s) %s"
                 % (run["init_rc"], run["init_err"] if run["init_rc"] else ""))
@@ -199,14 +222,19 @@ try:
                 "one private helper served the postmaster and all its backends: %s"
                 % (sorted(run["helpers"]) or "none seen"))
 
-        prof, n, waited = wait_for_profile(c, SERVICE, lambda f: f == "PostgresMain", 30)
+        t.check(run["helper_gone"], "helper gone %.1f s after the server stopped (limit 20 s; "
+                "left: %s)" % (run["helper_latency"], our_helpers() or "none"))
+        # Everything was delivered when the helper left; a short poll only.
+        prof, n, waited = wait_for_profile(c, SERVICE, lambda f: f == "PostgresMain", 10)
         t.check(n > 0, "profile of service %s has PostgresMain: %d samples (after %.1f s); "
                 "top self: %s" % (SERVICE, n, waited, top_functions(prof)))
+        # The server's CPU: postmaster, live children and every reaped
+        # backend (cutime). With persistent connections (no -C) the agent
+        # delivers ~98% of CPU s x Hz; backends living a few ms each must
+        # not lose most of theirs.
         total = sum(prof.values()) if prof else 0
-        t.check(total >= 50, "profile has a plausible amount of samples (%d)" % total)
-        gone = wait_until(lambda: not our_helpers(), 20, 0.2)
-        t.check(gone, "helper gone within 20 s after the server stopped (left: %s)"
-                % our_helpers())
+        check_sample_ratio(t, "samples of the postmaster and its short-lived backends", total,
+                           run["server_cpu"], HZ, 0.5)
         if base["tps"] and run["tps"]:
             print("info pgbench -C -c 4 -S -T %d: %.1f tps without agent, %.1f with: ratio %.3f"
                   % (BENCH_SECONDS, base["tps"], run["tps"], run["tps"] / base["tps"]))
@@ -217,6 +245,5 @@ try:
             print(c.read_log()[-2000:])
 finally:
     kill_our_helpers()
-    import shutil
     shutil.rmtree(D, ignore_errors=True)
 t.finish()

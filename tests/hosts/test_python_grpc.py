@@ -16,6 +16,7 @@ their stderr; each service's profile names the interpreter
 how many samples name gRPC core code (grpc_*/grpc_core::*).
 """
 import os
+import resource
 import select
 import shutil
 import signal
@@ -24,12 +25,14 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hosts_util import (AGENT, AGENT_BIN, agent_env, agent_log_lines, clean_env,  # noqa: E402
+from hosts_util import (AGENT, AGENT_BIN, HelperWatch, agent_env, agent_log_lines,  # noqa: E402
+                        check_sample_ratio, clean_env,
                         kill_our_helpers, mkdtemp_for, our_helpers, require, require_tools,
                         samples_with, stop_group, top_functions, wait_for_profile, wait_until)
 from stackstream_test import COLLECTOR, Checker, Collector, free_port  # noqa: E402
 
 PY = "/usr/bin/python3"
+HZ = 100
 RPCS = 3000
 
 SERVER_PY = r'''
@@ -88,10 +91,16 @@ with open(os.path.join(D, "client.py"), "w") as f:
     f.write(CLIENT_PY)
 
 
+def children_cpu():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def scenario(server_env, client_env):
     port = free_port()
     res = {}
     server = None
+    watch = HelperWatch().start()
     try:
         server = subprocess.Popen([PY, os.path.join(D, "server.py"), str(port)], env=server_env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -105,23 +114,29 @@ def scenario(server_env, client_env):
             res["server_err"] = server.stderr.read().decode("utf-8", "replace")[-1500:]
             return res
         t0 = time.time()
+        ru0 = children_cpu()
         client = subprocess.run([PY, os.path.join(D, "client.py"), "127.0.0.1:%d" % port,
                                  str(RPCS)], env=client_env, capture_output=True, timeout=120)
         res["client_s"] = time.time() - t0
+        ru1 = children_cpu()
+        res["client_cpu"] = ru1 - ru0
         res["client_rc"] = client.returncode
         res["client_out"] = client.stdout
         res["client_err"] = client.stderr.decode("utf-8", "replace")
-        res["helpers"] = set(our_helpers())
         server.send_signal(signal.SIGTERM)
         try:
             out, err = server.communicate(timeout=20)
             res["server_rc"] = server.returncode
+            res["server_cpu"] = children_cpu() - ru1
         except subprocess.TimeoutExpired:
             res["server_rc"] = None
             out, err = b"", b""
         res["server_out"] = line + out
         res["server_err"] = err.decode("utf-8", "replace")
+        res["helper_gone"], res["helper_latency"] = watch.gone_after(time.time(), 20)
+        res["helpers"] = watch.seen
     finally:
+        watch.stop()
         stop_group(server)
     return res
 
@@ -147,9 +162,9 @@ try:
     check_run(base, "without agent")
     with Collector() as c:
         senv = agent_env(collector=c.grpc_addr, service="grpc-server", no_daemon_dir=D,
-                         flush_ms=1000)
+                         flush_ms=1000, hz=HZ)
         cenv = agent_env(collector=c.grpc_addr, service="grpc-client", no_daemon_dir=D,
-                         flush_ms=1000)
+                         flush_ms=1000, hz=HZ)
         run = scenario(senv, cenv)
         if check_run(run, "with agent"):
             t.check(run["client_out"] == base.get("client_out") and
@@ -161,18 +176,21 @@ try:
             noise = agent_log_lines(run["client_err"]) + agent_log_lines(run["server_err"])
             t.check(not noise, "the agent wrote nothing on their stderr%s"
                     % ("" if not noise else ": " + " | ".join(noise[:4])))
+            t.check(run["helper_gone"], "helpers gone %.1f s after both exited (limit 20 s; "
+                    "left: %s)" % (run["helper_latency"], our_helpers() or "none"))
+            t.check(len(run["helpers"]) == 2, "one private helper per process tree (server, "
+                    "client): %s" % (sorted(run["helpers"]) or "none seen"))
             for service in ("grpc-server", "grpc-client"):
                 prof, n, waited = wait_for_profile(
-                    c, service, lambda f: f == "_PyEval_EvalFrameDefault", 30)
+                    c, service, lambda f: f == "_PyEval_EvalFrameDefault", 10)
                 t.check(n > 0, "profile of service %s names the interpreter "
                         "(_PyEval_EvalFrameDefault): %d of %d samples (after %.1f s); top self: %s"
                         % (service, n, sum((prof or {}).values()), waited,
                            top_functions(prof, 6)))
+                check_sample_ratio(t, "%s samples" % service, sum((prof or {}).values()),
+                                   run.get(service.split("-")[1] + "_cpu", 0), HZ, 0.7)
                 core = samples_with(prof, lambda f: f.startswith("grpc_") or "grpc_core::" in f)
                 print("info %s: %d samples in gRPC core frames" % (service, core))
-            gone = wait_until(lambda: not our_helpers(), 20, 0.2)
-            t.check(gone, "helpers gone within 20 s after both exited (left: %s)"
-                    % our_helpers())
         if t.failed:
             print("---- server/client stderr (agent run) ----")
             print(run.get("server_err", "")[-1500:])

@@ -24,7 +24,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hosts_util import (AGENT, AGENT_BIN, agent_env, agent_log_lines, clean_env,  # noqa: E402
+from hosts_util import (AGENT, AGENT_BIN, HelperWatch, agent_env, agent_log_lines,  # noqa: E402
+                        check_sample_ratio, clean_env, tree_cpu,
                         kill_our_helpers, mkdtemp_for, our_helpers, read_file, require,
                         require_tools, stop_group, top_functions, wait_for_profile, wait_until)
 from stackstream_test import COLLECTOR, Checker, Collector, free_port  # noqa: E402
@@ -34,6 +35,7 @@ CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
 BENCH = shutil.which("redis-benchmark") or "/usr/bin/redis-benchmark"
 SERVICE = "redis"
 REQUESTS = 20000
+HZ = 100
 REDIS_FUNCS = ("aeProcessEvents", "processCommand", "call", "processInputBuffer",
                "readQueryFromClient", "beforeSleep", "aeMain", "rdbSaveRio", "rdbSave",
                "rdbSaveBackground")
@@ -77,6 +79,7 @@ def scenario(run, env):
     out_path, log_path = os.path.join(d, "stdout"), os.path.join(d, "redis.log")
     err_path = os.path.join(d, "stderr")
     proc = None
+    watch = HelperWatch().start()
     try:
         with open(out_path, "wb") as of, open(err_path, "wb") as ef:
             proc = subprocess.Popen(
@@ -90,13 +93,11 @@ def scenario(run, env):
         if not res["started"]:
             res["error"] = read_file(log_path)[-1500:]
             return res
-        res["helpers"] = set(our_helpers())
         b = subprocess.run([BENCH, "-q", "-n", str(REQUESTS), "-h", "127.0.0.1", "-p", str(port)],
                            env=clean_env(), capture_output=True, timeout=180)
         res["bench_rc"] = b.returncode
         res["bench_err"] = b.stderr.decode("utf-8", "replace")[-1000:]
         res["bench"] = bench_tests(b.stdout.decode("utf-8", "replace"))
-        res["helpers"] |= set(our_helpers())
         r = cli(port, "BGSAVE")
         res["bgsave_reply"] = r.stdout.decode("utf-8", "replace").strip()
         info = wait_until(lambda: (lambda i: i if i.get("rdb_bgsave_in_progress") == "0" and
@@ -105,6 +106,7 @@ def scenario(run, env):
         res["bgsave_info"] = info or info_persistence(port)
         res["dump"] = os.path.exists(os.path.join(d, "dump.rdb"))
         res["ping_after"] = cli(port, "PING").stdout.strip()
+        res["server_cpu"] = tree_cpu(proc.pid)  # all threads + the reaped BGSAVE child
         t0 = time.time()
         cli(port, "SHUTDOWN", "NOSAVE")
         try:
@@ -112,10 +114,13 @@ def scenario(run, env):
         except subprocess.TimeoutExpired:
             res["rc"] = None
         res["stop_s"] = time.time() - t0
+        res["helper_gone"], res["helper_latency"] = watch.gone_after(time.time(), 20)
+        res["helpers"] = watch.seen
         res["stdout"] = read_file(out_path, "rb")
         res["stderr"] = read_file(err_path)
         res["log"] = read_file(log_path)
     finally:
+        watch.stop()
         stop_group(proc)
     return res
 
@@ -151,7 +156,8 @@ try:
     base = scenario("baseline", clean_env())
     check_run(base, "without agent")
     with Collector() as c:
-        env = agent_env(collector=c.grpc_addr, service=SERVICE, no_daemon_dir=D, flush_ms=1000)
+        env = agent_env(collector=c.grpc_addr, service=SERVICE, no_daemon_dir=D, flush_ms=1000,
+                        hz=HZ)
         run = scenario("agent", env)
         if check_run(run, "with agent"):
             t.check(set(run["bench"]) == set(base.get("bench") or {}),
@@ -167,13 +173,14 @@ try:
                     % ("" if not noise else ": " + " | ".join(noise[:4])))
             t.check(len(run["helpers"]) == 1, "one private helper: %s"
                     % (sorted(run["helpers"]) or "none seen"))
-            prof, n, waited = wait_for_profile(c, SERVICE, lambda f: f in REDIS_FUNCS, 30)
+            t.check(run["helper_gone"], "helper gone %.1f s after redis stopped (limit 20 s; "
+                    "left: %s)" % (run["helper_latency"], our_helpers() or "none"))
+            prof, n, waited = wait_for_profile(c, SERVICE, lambda f: f in REDIS_FUNCS, 10)
             t.check(n > 0, "profile of service %s names redis functions (%s): %d samples "
                     "(after %.1f s); top self: %s" % (SERVICE, "/".join(REDIS_FUNCS[:3]), n,
                                                       waited, top_functions(prof)))
-            gone = wait_until(lambda: not our_helpers(), 20, 0.2)
-            t.check(gone, "helper gone within 20 s after redis stopped (left: %s)"
-                    % our_helpers())
+            check_sample_ratio(t, "samples of redis-server (threads + BGSAVE child)",
+                               sum((prof or {}).values()), run["server_cpu"], HZ, 0.7)
         if t.failed:
             print("---- redis log (agent run) ----")
             print(run.get("log", "")[-3000:])

@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# stackstream benchmarks in one command: overhead vs gperftools and perf,
-# accuracy on fixtures with a known split, handler cost, wire/storage bytes
-# per sample, collector ingest/query (H3's ingest_bench).
+# stackstream benchmarks in one command: extra CPU per process start, CPU
+# overhead (host and agent process) vs gperftools and perf, fork() loop,
+# PostgreSQL under pgbench -C, memory / agent CPU per sample / wire bytes,
+# accuracy on fixtures with a known split, handler cost, collector
+# ingest/query (ingest_bench). See tests/bench/README.md.
 #
 #   tests/bench/run.sh [--quick] [--build-dir DIR] [--output FILE] [--only SECTIONS]
 #
 #   (default)   full mode, ~20-25 minutes on 2 cores; writes BENCHMARKS.md at the repo root
-#   --quick     every measurement briefly (< 3 minutes); writes
+#   --quick     every measurement briefly (< 4 minutes); writes
 #               DIR/bench/BENCHMARKS.quick.md; exits non-zero only if a figure
 #               could not be produced (never because a goal was missed)
-#   --build-dir build directory holding the agent, collector and bench
-#               workloads (default: build); built with `ninja -C DIR` first
-#   --only      comma-separated subset: overhead,accuracy,handler,wire,collector
+#   --build-dir build directory holding libstackstream.so, stackstream-agent,
+#               the collector and the bench workloads (default: build); built
+#               with `ninja -C DIR` first
+#   --only      comma-separated subset:
+#               startup,overhead,fork,pgbench,wire,accuracy,handler,collector
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=build
@@ -20,7 +24,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --build-dir) BUILD=$2; ARGS+=("$1" "$2"); shift 2 ;;
     --build-dir=*) BUILD=${1#--build-dir=}; ARGS+=("$1"); shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) ARGS+=("$1"); shift ;;
   esac
 done

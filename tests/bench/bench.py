@@ -95,6 +95,7 @@ class Figures:
         self.expected = []   # (key, description)
         self.values = {}
         self.notes = {}
+        self.reasons = {}
 
     def expect(self, key, what):
         if key not in [k for k, _ in self.expected]:
@@ -104,7 +105,19 @@ class Figures:
         self.values[key] = value
 
     def note(self, key, text):
+        """The figure was skipped for a reason that is not a failure (a tool
+        that is not installed): reported, does not fail the quick mode."""
         self.notes[key] = text
+
+    def why(self, key, text):
+        """Why a figure could not be produced (it still counts as missing)."""
+        self.reasons[key] = text
+
+    def why_unset(self, prefix, text):
+        """A reason for every expected figure under "prefix" not produced yet."""
+        for k, _ in self.expected:
+            if k.startswith(prefix) and k not in self.reasons and k not in self.notes:
+                self.reasons[k] = text
 
     def missing(self):
         return [(k, w) for k, w in self.expected
@@ -919,11 +932,11 @@ def section_startup(env, res):
         cfgs += ["stackstream", "stackstream-helper"]
     else:
         for c in ("stackstream", "stackstream-helper"):
-            FIG.note("startup.%s" % c, "skipped: " + env.agent_missing())
+            FIG.why("startup.%s" % c, env.agent_missing())
     if env.have_lib:
         cfgs.append("disabled")
     else:
-        FIG.note("startup.disabled", "skipped: " + env.agent_missing())
+        FIG.why("startup.disabled", env.agent_missing())
     if env.have_gperf:
         cfgs.append("gperftools")
     else:
@@ -1029,7 +1042,7 @@ def section_overhead(env, res):
         cfgs.append("stackstream")
     else:
         for k in ("overhead.host", "overhead.host_agent", "agent.cpu_per_sample_runs"):
-            FIG.note(k, "skipped: " + env.agent_missing())
+            FIG.why(k, env.agent_missing())
     if env.have_gperf:
         cfgs.append("gperftools")
     else:
@@ -1040,6 +1053,7 @@ def section_overhead(env, res):
         FIG.note("overhead.perf", "skipped: " + (env.perf_note or "perf unavailable"))
     if not os.path.exists(env.cpu_work):
         log("overhead: %s missing" % env.cpu_work)
+        FIG.why_unset("overhead.", "bench_cpu_work not built")
         return
     mega = 150 if env.quick else 1500
     reps = 3 if env.quick else 20
@@ -1160,13 +1174,14 @@ def section_fork(env, res):
         cfgs.append("stackstream")
     else:
         for m in modes:
-            FIG.note("fork.%s" % m, "skipped: " + env.agent_missing())
+            FIG.why("fork.%s" % m, env.agent_missing())
     if env.have_gperf:
         cfgs.append("gperftools")
     else:
         FIG.note("fork.gperftools", "skipped: %s not installed" % LIBPROFILER)
     if not os.path.exists(env.fork_loop):
         log("fork: %s missing" % env.fork_loop)
+        FIG.why_unset("fork.", "bench_fork_loop not built")
         return
     n = 1000 if env.quick else 5000
     reps = 2 if env.quick else 7
@@ -1245,6 +1260,21 @@ def section_fork(env, res):
 PG_USER = "postgres"
 PG_CRASH = [r"terminated by signal", r"was terminated", r"exited with exit code [1-9]",
             r"database system was interrupted", r"crash recovery", r"\bPANIC\b"]
+
+
+def dev_null_broken():
+    """A reason if /dev/null is not the null device (a root process that
+    renamed a file over it), else None: every shell redirect to it fails then."""
+    import stat
+    try:
+        st = os.stat("/dev/null")
+    except OSError as e:
+        return "/dev/null: %s" % e
+    if not stat.S_ISCHR(st.st_mode) or os.major(st.st_rdev) != 1 or os.minor(st.st_rdev) != 3:
+        return ("/dev/null is not the null device (mode %o): something running as root replaced "
+                "it, e.g. a file renamed over it; restore it with "
+                "`rm /dev/null && mknod -m 666 /dev/null c 1 3`" % st.st_mode)
+    return None
 
 
 def pg_unavailable():
@@ -1365,11 +1395,19 @@ def section_pgbench(env, res):
     FIG.expect("pgbench.ratio", "pgbench -C tps, stackstream vs none")
     bindir, why = pg_unavailable()
     if not why and not (env.have_agent and env.have_collector):
-        why = env.agent_missing()
+        res["pgbench"] = {"error": env.agent_missing()}
+        FIG.why("pgbench.ratio", env.agent_missing())
+        return
     if why:
         res["pgbench"] = {"skipped": why}
         FIG.note("pgbench.ratio", "skipped: " + why)
         log("pgbench: skipped: " + why)
+        return
+    broken = dev_null_broken()
+    if broken:  # initdb and pg_ctl redirect to /dev/null: they would fail
+        res["pgbench"] = {"error": broken}
+        FIG.why("pgbench.ratio", broken)
+        log("pgbench: " + broken)
         return
     reps = 1 if env.quick else 5
     secs = 3 if env.quick else 10
@@ -1494,11 +1532,12 @@ def section_wire(env, res):
                  ("capture.thread_cpu", "host capture thread CPU")):
         FIG.expect(k, w)
     if not (env.have_agent and env.have_collector and os.path.exists(env.cpu_work)):
-        why = env.agent_missing() if not env.have_agent else "bench_cpu_work not built"
+        why = env.agent_missing() if not (env.have_agent and env.have_collector) else \
+            "bench_cpu_work not built"
         for k in ("wire.bytes_per_sample", "wire.storage_bytes_per_sample",
                   "wire.pprof_export_bytes_per_sample", "wire.agent_output_bytes_per_sample",
                   "rss.added_kb", "rss.agent_kb", "agent.cpu_per_sample", "capture.thread_cpu"):
-            FIG.note(k, "skipped: " + why)
+            FIG.why(k, why)
         log("wire: " + why)
         return
     dur = 10.0 if env.quick else 60.0
@@ -1728,12 +1767,13 @@ def section_accuracy(env, res):
             if p == "perf" and not env.have_perf:
                 FIG.note("accuracy.%s.%s" % (key, p), "skipped: " + (env.perf_note or "no perf"))
             if p.startswith("stackstream") and p not in profilers:
-                FIG.note("accuracy.%s.%s" % (key, p), "skipped: " + env.agent_missing())
+                FIG.why("accuracy.%s.%s" % (key, p), env.agent_missing())
             if p == "gperftools" and p not in profilers:
                 FIG.note("accuracy.%s.%s" % (key, p),
                          "skipped: gperftools or go (pprof, to read its profiles) missing")
     if not os.path.exists(env.accuracy):
         log("accuracy: %s missing" % env.accuracy)
+        FIG.why_unset("accuracy.", "bench_accuracy not built")
         return
     res["accuracy"] = out = {"reps": reps, "runs": [], "profilers": profilers,
                              "fixtures": [(n, k, a, m) for n, k, a, m in fixtures]}
@@ -2309,11 +2349,15 @@ def render(env, res, machine, args, started, elapsed):
     if not miss and not skip:
         a("None: every figure was produced.")
     for k, wdesc in miss:
-        a("- %s (`%s`): NOT PRODUCED" % (wdesc, k))
+        a("- %s (`%s`): NOT PRODUCED%s" % (wdesc, k, (": " + FIG.reasons[k]) if k in FIG.reasons
+                                           else ""))
     for k, wdesc, why in skip:
         a("- %s (`%s`): %s" % (wdesc, k, why))
     for name, e in sorted((res.get("errors") or {}).items()):
         a("- section `%s` raised: %s" % (name, e))
+    for when in ("start", "end"):
+        if res.get("dev_null_" + when):
+            a("- at the %s of the run: %s" % (when, res["dev_null_" + when]))
     if res.get("helpers_left"):
         a("- stackstream-agent helpers of this run's process trees were still running at the "
           "end (pids %s; killed)" % res["helpers_left"])
@@ -2533,6 +2577,10 @@ def render_pgbench(a, env, res):
     a("")
     if pg.get("skipped"):
         a("Skipped: %s." % pg["skipped"])
+        a("")
+        return
+    if "args" not in pg:
+        a("Not produced: %s." % pg.get("error"))
         a("")
         return
     a("A private PostgreSQL cluster (`initdb` into a temp dir as the postgres user, "
@@ -2785,7 +2833,9 @@ def render_accuracy(a, env, res):
         for p in ACC_PROFILERS:
             s = ac["summary"].get("%s.%s" % (key, p))
             if not s:
-                why = FIG.notes.get("accuracy.%s.%s" % (key, p), "not produced")
+                k = "accuracy.%s.%s" % (key, p)
+                why = FIG.notes.get(k) or ("not produced" + (
+                    ": " + FIG.reasons[k] if k in FIG.reasons else ""))
                 a("| %s | %s | %s | | | | | |" % (name, SHORT[p], why))
                 continue
             goal = ""
@@ -2940,6 +2990,7 @@ def main():
                      env.have_gperf, env.have_perf))
     res = {"machine": machine, "quick": args.quick, "started": started.isoformat(),
            "only": only, "previous_accuracy": previous_accuracy(),
+           "dev_null_start": dev_null_broken(),
            "env": {"have_perf": env.have_perf, "perf_note": env.perf_note, "build": build}}
     sections = {"startup": section_startup, "overhead": section_overhead, "fork": section_fork,
                 "pgbench": section_pgbench, "accuracy": section_accuracy,
@@ -2966,9 +3017,11 @@ def main():
                 except OSError:
                     pass
         res["load_end"] = open("/proc/loadavg").read().split()[:3]
+        res["dev_null_end"] = dev_null_broken()
         elapsed = time.monotonic() - t0
         res["elapsed"] = elapsed
-        res["figures"] = {"values": FIG.values, "missing": FIG.missing(), "skipped": FIG.skipped()}
+        res["figures"] = {"values": FIG.values, "missing": FIG.missing(), "skipped": FIG.skipped(),
+                          "reasons": FIG.reasons}
         with open(args.json, "w") as f:
             json.dump(res, f, indent=1, default=str)
         md = render(env, res, machine, args, started, elapsed)
@@ -2979,7 +3032,8 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
     miss = FIG.missing()
     for k, w in miss:
-        log("figure NOT PRODUCED: %s (%s)" % (w, k))
+        log("figure NOT PRODUCED: %s (%s)%s" % (w, k, (": " + FIG.reasons[k])
+                                                 if k in FIG.reasons else ""))
     for k, w, why in FIG.skipped():
         log("figure %s: %s" % (k, why))
     for name, e in res.get("errors", {}).items():
@@ -2999,6 +3053,7 @@ def rerender(args):
         FIG.note(k, why)
     for k, w in figs.get("missing", []):
         FIG.expect(k, w)
+    FIG.reasons.update(figs.get("reasons", {}))
     h = res.get("handler") or {}
     if h.get("parsed"):
         h["parsed"] = {int(k): v for k, v in h["parsed"].items()}

@@ -262,6 +262,9 @@ bool AgentLink::Reconnect(const std::string& daemon_socket, bool may_spawn) {
       fd_ = -1;
     }
     if (!address_.empty() && ConnectTo(address_)) return true;
+    // A node daemon that went away is waited for (it is being restarted):
+    // never replaced by a private helper behind the operator's back.
+    if (!address_.empty() && address_ == daemon_socket) return false;
   }
   return Connect(daemon_socket, may_spawn);
 }

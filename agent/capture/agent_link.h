@@ -45,7 +45,9 @@ class AgentLink {
   bool Connect(const std::string& daemon_socket, bool may_spawn);
 
   // Connects again to the address found by the last Connect (e.g. a forked
-  // child, or after the daemon restarted). Falls back to Connect's search.
+  // child, or after the daemon restarted). When that was the node daemon,
+  // only the daemon is tried (it is being restarted; no helper replaces it);
+  // otherwise (a helper that went away) falls back to Connect's search.
   bool Reconnect(const std::string& daemon_socket, bool may_spawn);
 
   bool connected() const { return fd_ >= 0; }

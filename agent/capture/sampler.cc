@@ -42,8 +42,9 @@ constexpr int64_t kHandlerCheckIntervalNs = 1000 * 1000000LL;
 constexpr int64_t kReconnectIntervalNs = 1000 * 1000000LL;
 constexpr int64_t kRetireGraceNs = 0;
 constexpr int kGoodbyeWaitMs = 1000;
-constexpr int kSendRetryMs = 200;      // capture thread: wait for room in the socket
+constexpr int kSendRetryMs = 200;  // capture thread: wait for room in the socket
 constexpr size_t kMaxThreadStates = 4096;
+constexpr int kChildConnectDelayMs = 20;  // a forked child meets the agent after this
 
 int64_t MonoNs() {
   timespec ts;
@@ -143,6 +144,7 @@ class Sampler {
  private:
   static void* CaptureThreadMain(void* self);
   bool ChildInit();
+  bool HasDataToHandOver();
   bool StartCaptureThread();
   void CaptureLoop();
   bool InitShared();
@@ -166,7 +168,7 @@ class Sampler {
   AgentLink link_;
   capture::ControlBlock* control_ = nullptr;  // shared with the agent; never unmapped
   int control_fd_ = -1;
-  std::string env_;                     // STACKSTREAM_* for the hello
+  std::string env_;  // STACKSTREAM_* for the hello
   std::string exe_;
   int64_t start_ns_ = 0;
 
@@ -176,7 +178,7 @@ class Sampler {
   uint64_t generation_ = 0;
   uint64_t loader_adds_ = ~uint64_t{0};
   uint64_t loader_subs_ = ~uint64_t{0};
-  bool modules_dirty_ = false;          // a send failed: resend a full set
+  bool modules_dirty_ = false;  // a send failed: resend a full set
 
   // Capture thread control.
   std::mutex mu_;
@@ -191,10 +193,9 @@ class Sampler {
 
   // Child start: the forking thread to register from the capture thread.
   bool child_pending_ = false;
-  pid_t child_main_tid_ = 0;
-  uint64_t child_stack_lo_ = 0, child_stack_hi_ = 0;
-  bool child_blocked_ = false;
-  pid_t fork_tid_ = 0;  // the thread inside fork() (set by ForkPrepare)
+  bool child_ = false;           // started in a forked child
+  bool ever_connected_ = false;  // set by the capture thread / Start
+  pid_t fork_tid_ = 0;           // the thread inside fork() (set by ForkPrepare)
 };
 
 namespace {
@@ -451,6 +452,7 @@ bool Sampler::Start() {
     return false;
   }
   connected_.store(true, std::memory_order_release);
+  ever_connected_ = true;
   SetSamplingEnabled(true);
   RegisterCurrentThread();
   Rescan(MonoNs(), false);  // threads that already exist (e.g. started late)
@@ -471,53 +473,76 @@ bool Sampler::StartInChild(Sampler* parent) {
   exe_ = parent->exe_;
   signo_ = parent->signo_;
   clock_spec_ = parent->clock_spec_;
+  generation_ = parent->generation_;  // samples keep the parent's stamp until the first set
   link_.InheritAddress(parent->link_);
   // The forking thread is the child's only thread; its tid is the new pid.
   // Its stack bounds come from the parent's state for the forking thread.
   pid_t parent_tid = parent->fork_tid_;
+  uint64_t lo = 0, hi = 0;
   for (ThreadState* ts : parent->registry_->SnapshotLocked()) {
     if (!ts->retired && ts->tid.load(std::memory_order_relaxed) == parent_tid) {
-      child_stack_lo_ = ts->stack_lo.load(std::memory_order_relaxed);
-      child_stack_hi_ = ts->stack_hi.load(std::memory_order_relaxed);
+      lo = ts->stack_lo.load(std::memory_order_relaxed);
+      hi = ts->stack_hi.load(std::memory_order_relaxed);
     }
   }
-  child_main_tid_ = static_cast<pid_t>(getpid());
-  child_blocked_ = CurrentThreadBlocksSignal(signo_);
+  pid_t tid = static_cast<pid_t>(getpid());
+  bool blocked = CurrentThreadBlocksSignal(signo_);
   pthread_setspecific(g_thread_key, reinterpret_cast<void*>(1));
-  // Cheap set-up now (threads the child creates before the capture thread
-  // ran need a registry and counters); connecting happens on that thread.
+  // Sampling starts before fork() returns (a short-lived child is profiled
+  // from its first instruction): a ring and a clock, nothing more. Meeting
+  // the agent waits (see ChildInit), and a child that exits before that
+  // connects only if it has something to hand over.
   if (!InitShared()) return false;
   registry_ = new ThreadRegistry(RingSlotsFor(config_.hz), kStackCopyBytes);
+  {
+    std::lock_guard<std::mutex> lock(registry_->mu());
+    ThreadState* ts = registry_->Acquire(tid);
+    if (ts == nullptr) {
+      control_->rings_failed.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      ts->stack_lo.store(lo, std::memory_order_relaxed);
+      ts->stack_hi.store(hi, std::memory_order_relaxed);
+      ts->active.store(true, std::memory_order_release);
+      ArmLocked(ts, blocked);
+    }
+  }
+  SetSamplingEnabled(true);
   child_pending_ = true;
+  child_ = true;
   return StartCaptureThread();
 }
 
-// The heavy part of a forked child's start, on its capture thread (so that
-// fork() returns at once, and a child that execs soon pays almost nothing).
+// A forked child meets the agent on its capture thread, after a short delay:
+// children that exec or exit at once (shells, fork-exec, short workers) never
+// open a connection unless they took samples (see Shutdown).
 bool Sampler::ChildInit() {
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, std::chrono::milliseconds(kChildConnectDelayMs),
+                 [this] { return stop_requested_; });
+    if (stop_requested_) return false;
+  }
   if (!link_.Reconnect(config_.agent_socket, true) || !Handshake()) {
     HostLogOnce(kLogKeyNoAgent, HostLogLevel::kWarn,
                 "cannot reach stackstream-agent from a forked child; profiling is off for it");
     return false;
   }
   connected_.store(true, std::memory_order_release);
-  {
-    std::lock_guard<std::mutex> lock(registry_->mu());
-    if (!shutting_down_.load() && registry_->FindLive(child_main_tid_) == nullptr) {
-      ThreadState* ts = registry_->Acquire(child_main_tid_);
-      if (ts == nullptr) {
-        control_->rings_failed.fetch_add(1, std::memory_order_relaxed);
-      } else {
-        ts->stack_lo.store(child_stack_lo_, std::memory_order_relaxed);
-        ts->stack_hi.store(child_stack_hi_, std::memory_order_relaxed);
-        ts->active.store(true, std::memory_order_release);
-        ArmLocked(ts, child_blocked_);
-      }
+  ever_connected_ = true;
+  return true;
+}
+
+bool Sampler::HasDataToHandOver() {
+  if (control_ == nullptr || registry_ == nullptr) return false;
+  if (control_->timers_failed.load() != 0 || control_->rings_failed.load() != 0) return true;
+  std::lock_guard<std::mutex> lock(registry_->mu());
+  for (ThreadState* ts : registry_->AllRingsLocked()) {
+    capture::RingHeader* h = ts->ring.header();
+    if (!ts->ring.Empty() || h->dropped_ring_full.load() != 0 || h->dropped_bad_stack.load() != 0) {
+      return true;
     }
   }
-  SendNewRings(false);
-  if (!shutting_down_.load()) SetSamplingEnabled(true);
-  return true;
+  return false;
 }
 
 bool Sampler::StartCaptureThread() {
@@ -581,7 +606,8 @@ void Sampler::RegisterCurrentThread() {
     control_->rings_failed.fetch_add(1, std::memory_order_relaxed);
     HostLogOnce(kLogKeyRingFailed, HostLogLevel::kWarn,
                 "no sample ring for thread %d (memfd/mmap failed or too many threads); "
-                "the thread is not sampled (counted)", tid);
+                "the thread is not sampled (counted)",
+                tid);
     return;
   }
   ts->stack_lo.store(lo, std::memory_order_relaxed);
@@ -697,7 +723,8 @@ void Sampler::CaptureLoop() {
   if (child_pending_) {
     child_pending_ = false;
     if (!ChildInit()) {
-      turned_off_.store(true);
+      // Stopped before connecting (exit: Shutdown hands over what there is),
+      // or no agent: sampling goes on into the ring, nobody drains it.
       std::lock_guard<std::mutex> lock(mu_);
       loop_done_ = true;
       cv_.notify_all();
@@ -733,6 +760,7 @@ void Sampler::CaptureLoop() {
       if (link_.Reconnect(config_.agent_socket, true) &&
           (control_->reconnects.fetch_add(1, std::memory_order_relaxed), Handshake())) {
         connected_.store(true, std::memory_order_release);
+        ever_connected_ = true;
         HostLog(HostLogLevel::kInfo, "reconnected to stackstream-agent (%s)",
                 link_.description().c_str());
       }
@@ -784,6 +812,13 @@ void Sampler::Shutdown() {
       cv_.wait_for(lock, std::chrono::milliseconds(300), [this] { return loop_done_; });
     }
     if (!loop_done_) return;  // still busy: leave the rest to EOF on the socket
+  }
+  // A forked child that exits before it met the agent: hand over only if it
+  // took samples (or lost some).
+  if (!connected_.load(std::memory_order_acquire) && child_ && !ever_connected_ &&
+      HasDataToHandOver() && link_.Reconnect(config_.agent_socket, true) && Handshake()) {
+    connected_.store(true, std::memory_order_release);
+    ever_connected_ = true;
   }
   if (!connected_.load(std::memory_order_acquire) || control_ == nullptr) return;
   // Rings and modules that appeared since the last round, then goodbye.
@@ -916,7 +951,7 @@ void AgentForkChild() {
   // capture thread does not exist here); a new one starts for this process.
   old->AbandonInChild();
   g_sampler.store(nullptr, std::memory_order_release);
-  if (g_shutdown_done.load()) return;  // forked during exit
+  if (g_shutdown_done.load()) return;       // forked during exit
   auto* s = new Sampler(ReadHostConfig());  // never destroyed
   g_sampler.store(s, std::memory_order_release);
   if (!s->StartInChild(old)) g_sampler.store(nullptr, std::memory_order_release);

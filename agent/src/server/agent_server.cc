@@ -133,7 +133,9 @@ int RunAgentServer(const ServerOptions& options) {
     bool stopping = g_stop.load();
     fds.clear();
     fds.push_back({options.listen_fd, static_cast<short>(stopping ? 0 : POLLIN), 0});
-    for (auto& s : sessions) fds.push_back({s->fd(), POLLIN, 0});
+    // A hung-up socket stays readable: leave it out (fd -1 is ignored), or
+    // poll would return at once until the session is finished.
+    for (auto& s : sessions) fds.push_back({s->connected() ? s->fd() : -1, POLLIN, 0});
     int r = poll(fds.data(), fds.size(), kPollIntervalMs);
     if (r < 0 && errno != EINTR) {
       AgentLog()->error("poll: {}", strerror(errno));

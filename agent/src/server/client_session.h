@@ -59,6 +59,8 @@ class ClientSession {
   ClientSession& operator=(const ClientSession&) = delete;
 
   int fd() const { return fd_; }
+  // The host's socket is still open (a closed one is not polled any more).
+  bool connected() const { return connected_; }
   pid_t pid() const { return pid_; }
   const std::string& name() const { return name_; }
   // The host's stderr (from its hello), or -1: where a private helper logs.

@@ -1034,6 +1034,48 @@ TEST(RemoteUnwinderTest, RootPrefixIsWhereFilesAreOpenedAndCannotBeLeft) {
   system(("rm -rf '" + root + "'").c_str());
 }
 
+TEST(RemoteUnwinderTest, HostInAnotherRootIsUnwoundAfterItExits) {
+  // The child's modules seen through /proc/CHILD/root, which vanishes when
+  // the child exits: files opened (OpenAll) while it lived stay usable.
+  CapturedStack cap;
+  unwind_test_f1(&cap);
+  int ready[2], quit[2];
+  ASSERT_EQ(pipe(ready), 0);
+  ASSERT_EQ(pipe(quit), 0);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    char c = 1;
+    if (write(ready[1], &c, 1) != 1 || read(quit[0], &c, 1) < 0) _exit(2);
+    _exit(0);
+  }
+  char c;
+  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  const std::string root = "/proc/" + std::to_string(pid) + "/root";
+  auto set = ModuleSet::FromMessages(RawMessages(ScanModules()), root);  // same modules: forked
+  auto files = std::make_shared<ElfFileCache>();
+  auto held = files->OpenAll(*set);
+  EXPECT_EQ(held.size(), set->modules().size());
+  ASSERT_EQ(write(quit[1], &c, 1), 1);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_NE(access((root + "/").c_str(), F_OK), 0) << "the root is gone with the process";
+  RemoteUnwinder unwinder(files);
+  uint64_t pcs[256];
+  bool truncated;
+  int n = unwinder.Unwind(*set, cap.Snapshot(), pcs, 256, &truncated);
+  std::vector<uint64_t> ours(pcs + 1, pcs + n);
+  std::vector<uint64_t> theirs(cap.backtrace.begin() + 1, cap.backtrace.end());
+  EXPECT_EQ(ours, theirs) << Dump(pcs, n);
+  EXPECT_EQ(unwinder.stats().modules_without_file, 0);
+  // Without holding them, the files are not found any more.
+  auto fresh = std::make_shared<ElfFileCache>();
+  RemoteUnwinder late(fresh);
+  n = late.Unwind(*set, cap.Snapshot(), pcs, 256, &truncated);
+  EXPECT_GT(late.stats().modules_without_file, 0);
+  for (int fd : {ready[0], ready[1], quit[0], quit[1]}) close(fd);
+}
+
 TEST(RemoteUnwinderTest, RootSlashUnwindsLikeNoRoot) {
   CapturedStack cap;
   unwind_test_f1(&cap);

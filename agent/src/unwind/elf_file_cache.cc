@@ -351,7 +351,13 @@ std::shared_ptr<const ElfFile> ElfFileCache::Get(const LoadedModule& module,
     lookups_.erase(it);
   }
   std::shared_ptr<const ElfFile> file = OpenLocked(module, root, &lock);
-  if (lookups_.size() >= 8 * options_.max_files + 1024) lookups_.clear();
+  if (lookups_.size() >= 8 * options_.max_files + 1024) {
+    // Forget failures and files nobody holds any more; then, if need be, all.
+    for (auto l = lookups_.begin(); l != lookups_.end();) {
+      l = l->second.file.expired() ? lookups_.erase(l) : std::next(l);
+    }
+    if (lookups_.size() >= 8 * options_.max_files + 1024) lookups_.clear();
+  }
   Lookup& l = lookups_[key];
   l.file = file;
   l.failed_at_ms = file == nullptr ? MonotonicMs() : -1;
@@ -415,6 +421,15 @@ void ElfFileCache::EvictLocked() {
     }
     files_.erase(oldest);  // users keep theirs open until they let go
   }
+}
+
+std::vector<std::shared_ptr<const ElfFile>> ElfFileCache::OpenAll(const ModuleSet& modules) {
+  std::vector<std::shared_ptr<const ElfFile>> out;
+  out.reserve(modules.modules().size());
+  for (const LoadedModule& m : modules.modules()) {
+    if (std::shared_ptr<const ElfFile> f = Get(m, modules.root())) out.push_back(std::move(f));
+  }
+  return out;
 }
 
 int64_t ElfFileCache::build_id_mismatches() const {

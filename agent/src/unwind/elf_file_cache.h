@@ -107,6 +107,12 @@ class ElfFileCache {
   // machine), used when its build-id matches the module's.
   std::shared_ptr<const ElfFile> Get(const LoadedModule& module, const std::string& root);
 
+  // Opens the files of every module of "modules" now and returns them. A
+  // session keeps the result with the set while the host lives: a host in
+  // another mount namespace ("/proc/PID/root") takes its root with it when
+  // it exits, and a held file stays usable (Get finds it) after that.
+  std::vector<std::shared_ptr<const ElfFile>> OpenAll(const ModuleSet& modules);
+
   // Module files whose build-id differs from the module's (per open attempt).
   int64_t build_id_mismatches() const;
   // Module files whose st_dev/st_ino differ from the module's.

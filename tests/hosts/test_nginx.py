@@ -38,7 +38,7 @@ from stackstream_test import COLLECTOR, Checker, Collector, free_port  # noqa: E
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 SERVICE = "nginx"
 HZ = 500  # nginx uses little CPU per request: a higher rate for enough samples
-REQUESTS = 1000  # per phase
+REQUESTS = 2000  # per phase
 BODY = ("stackstream hosts test %s\n" % TAG * 40).encode()
 
 t = Checker()

@@ -34,9 +34,13 @@ fixtures and a real collector.
            agent; exactly one private helper serves the whole tree, listening
            on the abstract socket named after the shell's pid; every program
            and the forked child (fixture_child_work) arrive under their
-           services; the helper is gone within 20 s after the script exited.
+           services; the helper is gone within 20 s after the script exited,
+           and the script's pipes reach EOF within 2 s of its exit.
+  dead     a collector address nobody listens on: the host's run time, exit
+           status and stdout are unchanged, its pipes reach EOF within 2 s,
+           and its helper gives up and exits within 30 s.
 
-    test_lifecycle.py [elf|maps|sigkill|daemon|helper ...]   (default: all)
+    test_lifecycle.py [elf|maps|sigkill|daemon|helper|dead ...]   (default: all)
 """
 import fnmatch
 import json
@@ -54,7 +58,7 @@ from hosts_util import (AGENT, AGENT_BIN, HelperWatch, agent_env, clean_env,  # 
                         counters, cpu_seconds, fixture, kill_our_helpers, mkdtemp_for,
                         our_helpers, pid_alive, read_file, require, stop_group, top_functions,
                         total_samples, wait_for_profile, wait_until)
-from stackstream_test import COLLECTOR, Checker, Collector  # noqa: E402
+from stackstream_test import COLLECTOR, Checker, Collector, free_port  # noqa: E402
 
 SOURCE = os.environ.get("STACKSTREAM_SOURCE_DIR",
                         os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
@@ -357,6 +361,42 @@ def test_daemon(c):
             stop_group(d)
 
 
+def test_dead(c):
+    """A collector nobody listens on: the host's run time and exit are
+    untouched, and its helper gives up and exits within a bounded time."""
+    argv = [CPU_SPLIT, "--threads=1", "--seconds=1", "--exit-code=3"]
+    t0 = time.time()
+    base = subprocess.run(argv, env=clean_env(), capture_output=True, timeout=60)
+    normal = time.time() - t0
+    env = agent_env(collector="127.0.0.1:%d" % free_port(), service="lc-dead", no_daemon_dir=D)
+    watch = HelperWatch().start()
+    t0 = time.time()
+    p = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         start_new_session=True)
+    try:
+        rc = p.wait(timeout=60)
+        took = time.time() - t0
+        exited = time.time()
+        out, err = p.communicate(timeout=60)
+        eof_delay = time.time() - exited
+    finally:
+        stop_group(p)
+    gone, latency = watch.gone_after(exited, 30)
+    watch.stop()
+    t.check(rc == base.returncode == 3 and out == base.stdout,
+            "dead collector: exit status and stdout unchanged (%s vs %s)" % (rc, base.returncode))
+    t.check(took <= normal + 1.0, "dead collector: the host took %.2f s (%.2f s without the "
+            "agent)" % (took, normal))
+    t.check(eof_delay <= 2.0, "dead collector: the host's pipes reach EOF %.2f s after it exited"
+            % eof_delay)
+    t.check(len(watch.seen) == 1 and gone, "dead collector: its helper gave up and exited "
+            "%.1f s after the host (limit 30 s; seen %s, left: %s)"
+            % (latency, sorted(watch.seen), our_helpers() or "none"))
+    lines = [l for l in err.decode("utf-8", "replace").splitlines() if l.strip()]
+    print("info dead collector: the host's stderr got %d line(s) from the agent: %s"
+          % (len(lines), lines[:2]))
+
+
 SCRIPT = r'''#!/bin/sh
 FIX="$1"
 STACKSTREAM_SERVICE=lc-h-split "$FIX/cpu_split" --threads=1 --seconds=1
@@ -379,19 +419,26 @@ def run_script(env):
     p = subprocess.Popen(["/bin/sh", script, os.path.dirname(CPU_SPLIT)], env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
-        out, err = p.communicate(timeout=60)
+        # The script writes a few lines (far below a pipe's buffer): wait for
+        # its exit first, then for EOF on its pipes, which anything that
+        # inherited them (a helper holding the host's stderr) delays.
+        p.wait(timeout=60)
+        exited = time.time()
+        out, err = p.communicate(timeout=30)
+        eof = time.time()
     finally:
         stop_group(p)
-    return p.pid, p.returncode, out, err.decode("utf-8", "replace")
+    return p.pid, p.returncode, out, err.decode("utf-8", "replace"), exited, eof - exited
 
 
 def test_helper(c):
-    _, base_rc, base_out, _ = run_script(clean_env())
+    _, base_rc, base_out, _, _, _ = run_script(clean_env())
     env = agent_env(collector=c.grpc_addr, service="lc-h-sh", no_daemon_dir=D, hz=HZ)
     watch = HelperWatch().start()
-    pid, rc, out, err = run_script(env)
-    exited = time.time()
+    pid, rc, out, err, exited, eof_delay = run_script(env)
     gone, latency = watch.gone_after(exited, 20)
+    t.check(eof_delay <= 2.0, "helper: the script's stdout/stderr pipes reach EOF %.2f s after "
+            "it exited (<= 2 s: nothing keeps a caller's $(...) waiting)" % eof_delay)
     watch.stop()
     seen, sockets = watch.seen, watch.sockets
     t.check(rc == base_rc == 7 and out == base_out,
@@ -416,7 +463,7 @@ def test_helper(c):
             % ("" if not agent_lines else ": " + " | ".join(agent_lines[:3])))
 
 
-CASES = ["elf", "maps", "sigkill", "daemon", "helper"]
+CASES = ["elf", "maps", "sigkill", "daemon", "helper", "dead"]
 unknown = [a for a in sys.argv[1:] if a not in CASES]
 if unknown:
     print("usage: test_lifecycle.py [%s ...] (unknown: %s)" % ("|".join(CASES), unknown))

@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hosts_util import (AGENT, AGENT_BIN, HelperWatch, agent_env, agent_log_lines,  # noqa: E402
                         check_sample_ratio, clean_env,
                         kill_our_helpers, mkdtemp_for, our_helpers, require, require_tools,
-                        samples_with, stop_group, top_functions, wait_for_profile, wait_until)
+                        read_file, samples_with, stop_group, top_functions, wait_for_profile)
 from stackstream_test import COLLECTOR, Checker, Collector, free_port  # noqa: E402
 
 PY = "/usr/bin/python3"
@@ -115,25 +115,33 @@ def scenario(server_env, client_env):
             return res
         t0 = time.time()
         ru0 = children_cpu()
-        client = subprocess.run([PY, os.path.join(D, "client.py"), "127.0.0.1:%d" % port,
-                                 str(RPCS)], env=client_env, capture_output=True, timeout=120)
+        cout, cerr = os.path.join(D, "client.out"), os.path.join(D, "client.err")
+        with open(cout, "wb") as of, open(cerr, "wb") as ef:
+            client = subprocess.Popen([PY, os.path.join(D, "client.py"), "127.0.0.1:%d" % port,
+                                       str(RPCS)], env=client_env, stdout=of, stderr=ef,
+                                      start_new_session=True)
+        try:
+            res["client_rc"] = client.wait(timeout=120)
+        finally:
+            stop_group(client)
         res["client_s"] = time.time() - t0
         ru1 = children_cpu()
         res["client_cpu"] = ru1 - ru0
-        res["client_rc"] = client.returncode
-        res["client_out"] = client.stdout
-        res["client_err"] = client.stderr.decode("utf-8", "replace")
+        res["client_out"] = read_file(cout, "rb")
+        res["client_err"] = read_file(cerr)
         server.send_signal(signal.SIGTERM)
         try:
-            out, err = server.communicate(timeout=20)
-            res["server_rc"] = server.returncode
+            res["server_rc"] = server.wait(timeout=20)  # little output: no pipe can fill
+            exited = time.time()
             res["server_cpu"] = children_cpu() - ru1
+            out, err = server.communicate(timeout=20)
         except subprocess.TimeoutExpired:
             res["server_rc"] = None
+            exited = time.time()
             out, err = b"", b""
         res["server_out"] = line + out
         res["server_err"] = err.decode("utf-8", "replace")
-        res["helper_gone"], res["helper_latency"] = watch.gone_after(time.time(), 20)
+        res["helper_gone"], res["helper_latency"] = watch.gone_after(exited, 20)
         res["helpers"] = watch.seen
     finally:
         watch.stop()

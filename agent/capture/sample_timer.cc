@@ -27,7 +27,18 @@ clockid_t ThreadCpuClock(pid_t tid) {
 }
 
 int64_t RandomOffset(int64_t period_ns) {
-  static thread_local std::minstd_rand rng(static_cast<unsigned>(syscall(SYS_gettid)));
+  // Seeded per thread AND per process: a fork()ed child inherits the
+  // parent's state and would otherwise draw the parent's next value, the
+  // same in every child (all of them sampled, or none).
+  static thread_local pid_t seeded_tid = 0;
+  static thread_local std::minstd_rand rng;
+  pid_t tid = static_cast<pid_t>(syscall(SYS_gettid));
+  if (tid != seeded_tid) {
+    timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    rng.seed(static_cast<unsigned>(tid) * 2654435761u ^ static_cast<unsigned>(now.tv_nsec));
+    seeded_tid = tid;
+  }
   return 1 + static_cast<int64_t>(rng() % static_cast<uint64_t>(period_ns));
 }
 
@@ -98,7 +109,10 @@ int OpenPerfTaskClockWith(pid_t tid, int64_t period_ns, bool user_only) {
 
 bool ArmPerf(ThreadState* ts, const ClockSpec& spec, int* err) {
   pid_t tid = ts->tid.load(std::memory_order_relaxed);
-  int fd = OpenPerfTaskClock(tid, spec.period_ns);
+  // The first period is drawn uniformly in (0, period]: a thread (or a
+  // forked child) that runs for less than one period still gets its fair
+  // chance of a sample. The handler re-draws every later period.
+  int fd = OpenPerfTaskClock(tid, RandomOffset(spec.period_ns));
   if (fd < 0) {
     *err = errno;
     return false;

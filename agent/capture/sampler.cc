@@ -816,9 +816,15 @@ void Sampler::Shutdown() {
   // A forked child that exits before it met the agent: hand over only if it
   // took samples (or lost some).
   if (!connected_.load(std::memory_order_acquire) && child_ && !ever_connected_ &&
-      HasDataToHandOver() && link_.Reconnect(config_.agent_socket, true) && Handshake()) {
-    connected_.store(true, std::memory_order_release);
-    ever_connected_ = true;
+      HasDataToHandOver()) {
+    bool linked = link_.Reconnect(config_.agent_socket, true);
+    bool handed = linked && Handshake();
+    HostLog(HostLogLevel::kDebug, "exit before meeting the agent: connect %s, hand-over %s",
+            linked ? "ok" : "failed", handed ? "ok" : "failed");
+    if (handed) {
+      connected_.store(true, std::memory_order_release);
+      ever_connected_ = true;
+    }
   }
   if (!connected_.load(std::memory_order_acquire) || control_ == nullptr) return;
   // Rings and modules that appeared since the last round, then goodbye.

@@ -119,6 +119,7 @@ int RunAgentServer(const ServerOptions& options) {
   shared.files = std::make_shared<ElfFileCache>();
   pipeline::Symbolizer::Options sym;
   sym.system_library_lines = options.system_library_lines;
+  sym.files = shared.files;  // one cache of module files for unwinding and symbols
   shared.symbolizer = std::make_unique<pipeline::Symbolizer>(sym);
   shared.default_collectors = options.default_collectors;
 

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/symbolizer.h"
+#include "unwind/elf_file_cache.h"
 #include "unwind/module_set.h"
 #include "unwind/remote_unwinder.h"
 #include "unwind/stack_snapshot.h"
@@ -298,6 +299,10 @@ bool ClientSession::HandleModulesEnd(const char* data, size_t len) {
   for (const auto& [key, message] : current_modules_) raw.push_back(message);
   int rejected = 0;
   sets_[m.generation] = ModuleSet::FromMessages(raw, root_, &rejected);
+  if (!root_.empty()) {
+    // /proc/PID/root is gone once the host exits: open its files now.
+    held_files_ = shared_->files->OpenAll(*sets_[m.generation]);
+  }
   modules_rejected_ += rejected;
   if (m.generation > last_generation_) last_generation_ = m.generation;
   while (sets_.size() > kMaxSetsKept) sets_.erase(sets_.begin());

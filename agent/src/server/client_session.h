@@ -33,6 +33,7 @@
 namespace stackstream {
 namespace agent {
 
+class ElfFile;
 class ElfFileCache;
 class ModuleSet;
 class RemoteUnwinder;
@@ -139,6 +140,8 @@ class ClientSession {
   std::vector<ModuleKey> delta_gone_;
   std::map<uint64_t, std::shared_ptr<const ModuleSet>> sets_;
   uint64_t last_generation_ = 0;
+  // A host in another mount namespace: its module files, opened while it lives.
+  std::vector<std::shared_ptr<const ElfFile>> held_files_;
   int64_t modules_rejected_ = 0;
 
   std::unique_ptr<RemoteUnwinder> unwinder_;

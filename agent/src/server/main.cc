@@ -9,6 +9,7 @@
 //       a private helper, started by libstackstream.so for one process tree
 //       when no daemon answers (not meant to be run by hand).
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -43,6 +44,13 @@ int main(int argc, char** argv) {
   app.add_flag("--system-lines", system_lines,
                "file:line for system libraries from their separate debug files");
   CLI11_PARSE(app, argc, argv);
+
+  // The module-file cache and elfutils keep up to ~2 x 256 files open.
+  rlimit files;
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+  }
 
   Config log_config;
   log_config.log_level = helper ? "warn" : log_level;

@@ -1,10 +1,40 @@
 // OfflineWriter: accumulates every summary of the process into one profile
-// and writes it as a gzip pprof file (STACKSTREAM_OUTPUT), replacing the file
-// atomically (temporary file in the same directory + rename).
+// and writes it as a gzip pprof (STACKSTREAM_OUTPUT) at every Write().
 // Uses the project's one pprof encoder (format/pprof_encoder.h).
 //
-// Not thread-safe: used by the drain thread (or the exiting thread at
-// Shutdown, after the drain thread stopped).
+// What is at the path decides how it is written. Nothing that is not a
+// regular file is ever replaced, created over or truncated:
+//   - A regular file, or nothing: written to PATH.tmp.PID in the same
+//     directory, then renamed over PATH (a reader sees the old or the new
+//     profile, never half of one). A file that existed keeps its mode, and its
+//     owner where the process may chown.
+//   - A symbolic link (chain, relative or absolute): resolved, and its final
+//     target written as above, in the target's directory; the link stays a
+//     link. A dangling link gets its target created.
+//   - A character or block device, a FIFO or a socket: opened without O_CREAT
+//     or O_TRUNC (a socket: connect()ed, AF_UNIX stream) and written directly,
+//     one complete gzip stream per Write() (open, write, close).
+//   - Anything reached through a /proc magic link (/dev/stdout, /dev/stderr,
+//     /dev/fd/N, /proc/PID/fd/N): never resolved by name; the path is opened
+//     as above and written in place, so a pipe or terminal gets the bytes and
+//     a regular file behind the descriptor is truncated and rewritten (the
+//     same file, not a new one); a socket behind one cannot be reopened and
+//     is an error.
+//   - A directory, a missing or unwritable directory, a link loop: nothing is
+//     touched; Write() returns the error and failures() counts it.
+// Direct writes use O_NONBLOCK and never wait longer than
+// Options::direct_timeout_ms (250 ms) per Write() in total: a FIFO or socket
+// without a reader is retried every 10 ms until then, a reader that stops
+// reading is waited for until then; after that the Write() fails (the next
+// Write() tries again). 250 ms: the thread that writes is the one draining
+// the sample rings (which hold ~300 ms of samples), and the whole exit path
+// has 1 s. SIGPIPE is blocked for the calling thread during a direct write
+// (a reader that goes away is an EPIPE error, never a signal to the host).
+// The type is checked before writing: a path whose type changes between the
+// check and the rename/open can still be replaced (not guarded).
+//
+// Not thread-safe: used by one thread at a time (the drain thread, or the
+// exiting thread at Shutdown after the drain thread stopped).
 #pragma once
 
 #include <cstdint>
@@ -21,27 +51,35 @@ namespace pipeline {
 
 class OfflineWriter {
  public:
+  struct Options {
+    // Bound on one Write() to a FIFO, socket or device (see above).
+    int direct_timeout_ms = 250;
+  };
+
   explicit OfflineWriter(std::string path);
+  OfflineWriter(std::string path, Options options);
 
   // Adds a summary. REQUIRES: ValidateSummary(summary).ok()
   void Add(const v1::StackSummary& summary);
 
-  // Writes everything added so far to the file.
+  // Writes everything added so far to the path (see above). On error nothing
+  // but a temporary file of ours is touched (and that is removed).
   Status Write();
 
   const std::string& path() const { return path_; }
   int64_t total_samples() const { return total_samples_; }
+  // Number of Write() calls that failed.
+  int64_t failures() const { return failures_; }
 
  private:
   std::string path_;
+  Options options_;
   std::unique_ptr<ProfileBuilder> builder_;
   int64_t start_ns_ = 0;
   int64_t end_ns_ = 0;
   int64_t total_samples_ = 0;
+  int64_t failures_ = 0;
 };
-
-// Writes "data" to "path" through a temporary file and rename.
-Status WriteFileAtomically(const std::string& path, const std::string& data);
 
 }  // namespace pipeline
 }  // namespace agent

@@ -110,8 +110,10 @@ class PipelineSink : public SampleSink {
         offline_->Add(summary);
         Status s = offline_->Write();
         if (!s.ok()) {
-          PipelineLog("offline_write", spdlog::level::warn, "cannot write profile: {}",
-                      s.ToString());
+          PipelineLog("offline_write", spdlog::level::warn,
+                      "stackstream: cannot write the profile to STACKSTREAM_OUTPUT={} "
+                      "(failed writes so far: {}): {}",
+                      offline_->path(), offline_->failures(), s.ToString());
         }
       }
       stats_.EndFlush(summary, samples, stacks);

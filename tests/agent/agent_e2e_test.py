@@ -177,9 +177,12 @@ def test_fork(c):
     check(count_with(pp, "fixture_child_work") == 0, "parent profile has no child samples")
 
 
-def ticks_per_cpu(agent):
+def ticks_per_cpu(c, agent):
+    # The profile goes to a file in the case's temp dir: never to /dev/null
+    # (an agent that replaced its output would replace the machine's).
     rc, out, err = run([fixture("sigprof_host"), "--threads=2", "--seconds=3", "--print-ticks=1"],
-                       {"STACKSTREAM_OUTPUT": "/dev/null"} if agent else None, agent=agent)
+                       {"STACKSTREAM_OUTPUT": c.out("sigprof.pb.gz")} if agent else None,
+                       agent=agent)
     if rc != 0:
         raise Failure("sigprof_host exit %d %s" % (rc, err[-300:]))
     vals = dict(line.split() for line in out.decode().splitlines())
@@ -195,8 +198,8 @@ def test_sigprof(c):
     # the nominal 100 so such a run cannot fail the agent.
     without, with_agent = [], []
     for _ in range(5):
-        without.append(ticks_per_cpu(False))
-        with_agent.append(ticks_per_cpu(True))
+        without.append(ticks_per_cpu(c, False))
+        with_agent.append(ticks_per_cpu(c, True))
     print("  ticks per CPU second without %s, with %s" % (without, with_agent))
     without = min(sorted(without)[2], 100.0)
     with_agent = sorted(with_agent)[2]

@@ -45,11 +45,11 @@ def run(kind, args, tmp, hz):
     return ru.ru_utime + ru.ru_stime, ru.ru_maxrss, time.monotonic() - t0
 
 
-def rss_over_time(seconds, hz):
+def rss_over_time(seconds, hz, tmp):
     env = clean_env()
     env.update(LD_PRELOAD=AGENT, STACKSTREAM_HZ=str(hz), STACKSTREAM_LOG="error",
                STACKSTREAM_COLLECTOR="127.0.0.1:9", STACKSTREAM_FLUSH_MS="1000",
-               STACKSTREAM_OUTPUT="/dev/null")
+               STACKSTREAM_OUTPUT=os.path.join(tmp, "rss.pb.gz"))
     p = subprocess.Popen([CPU_SPLIT, "--threads=2", "--seconds=%d" % seconds], env=env)
     samples = []
     try:
@@ -93,7 +93,8 @@ def main():
               % (k, cpu, 100.0 * (cpu - base) / base, rss, rss - base_rss,
                  ["%.3f" % r[0] for r in res[k]]))
     if a.rss_seconds > 0:
-        s = rss_over_time(a.rss_seconds, a.hz)
+        with tempfile.TemporaryDirectory() as tmp:
+            s = rss_over_time(a.rss_seconds, a.hz, tmp)
         if s:
             print("agent RSS over a %d s run (KiB, every 1 s): first %d, max %d, last %d"
                   % (a.rss_seconds, s[0], max(s), s[-1]))

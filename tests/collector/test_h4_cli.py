@@ -135,7 +135,8 @@ def run_command(tmp):
     c.check(r.returncode == 3, "run without -- keeps the command's args (exit 3)")
 
     envfile = os.path.join(tmp, "env.txt")
-    r = cli("run", "--collector", "127.0.0.1:9", "--output", "/tmp/x.%p.pb.gz", "--hz", "250",
+    out_pattern = os.path.join(tmp, "x.%p.pb.gz")  # inside the test's temp dir
+    r = cli("run", "--collector", "127.0.0.1:9", "--output", out_pattern, "--hz", "250",
             "--mode", "wall", "--service", "svc", "--label", "env=prod", "--label", "team=a b",
             "--", "sh", "-c", 'env > "$0"; echo out; exit 0', envfile, env=env)
     got = {}
@@ -145,7 +146,7 @@ def run_command(tmp):
             got[k] = v
     c.check(r.returncode == 0 and r.stdout == b"out\n", "run passes stdout through untouched")
     want = {"LD_PRELOAD": os.path.realpath(stub), "STACKSTREAM_COLLECTOR": "127.0.0.1:9",
-            "STACKSTREAM_OUTPUT": "/tmp/x.%p.pb.gz", "STACKSTREAM_HZ": "250",
+            "STACKSTREAM_OUTPUT": out_pattern, "STACKSTREAM_HZ": "250",
             "STACKSTREAM_MODE": "wall", "STACKSTREAM_SERVICE": "svc",
             "STACKSTREAM_LABELS": "env=prod,team=a b"}
     for k, v in want.items():

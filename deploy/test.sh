@@ -8,6 +8,11 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 JOBS=${JOBS:-$(nproc)}
 
+# No test may replace the machine's /dev/null (issue 16: the agent's offline
+# output once renamed a regular file over STACKSTREAM_OUTPUT=/dev/null).
+devnull_was_ok=0
+[ -c /dev/null ] && devnull_was_ok=1
+
 ./deploy/install-deps.sh
 
 echo "== configure + build (build/)"
@@ -38,7 +43,23 @@ if [ "${STACKSTREAM_SKIP_SANITIZERS:-0}" != 1 ]; then
   [ "$san" = 0 ] || status=$san
 fi
 
-# The closing line CI reads (ctest entries + sanitizer test binaries).
+# Last check: /dev/null is still a character device.
+total=$((total + 1))
+if [ ! -c /dev/null ]; then
+  failed=$((failed + 1)) status=1
+  if [ "$devnull_was_ok" = 1 ]; then
+    echo "deploy/test.sh: FAILED: /dev/null is no longer a character device; a test replaced it:" >&2
+  else
+    echo "deploy/test.sh: FAILED: /dev/null was not a character device even before the tests:" >&2
+  fi
+  ls -l /dev/null >&2 || true
+  echo "  restore it (as root): rm -f /dev/null && mknod -m 666 /dev/null c 1 3" >&2
+else
+  echo "== /dev/null is still a character device"
+fi
+
+# The closing line CI reads (ctest entries + sanitizer test binaries + the
+# /dev/null check).
 echo "tests: $((total - failed)) passed, $failed failed" | tee build/test-summary.txt
 if [ "$status" != 0 ]; then
   echo "deploy/test.sh: FAILED (status $status)"

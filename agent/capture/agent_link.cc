@@ -279,9 +279,9 @@ int AgentLink::Send(const void* msg, size_t len, const int* fds, int nfds) {
   memset(&mh, 0, sizeof mh);
   mh.msg_iov = &iov;
   mh.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(2 * sizeof(int))];
+  alignas(cmsghdr) char control[CMSG_SPACE(3 * sizeof(int))];
   if (nfds > 0) {
-    if (nfds > 2) nfds = 2;
+    if (nfds > 3) nfds = 3;
     memset(control, 0, sizeof control);
     mh.msg_control = control;
     mh.msg_controllen = CMSG_SPACE(static_cast<size_t>(nfds) * sizeof(int));

@@ -54,7 +54,7 @@ class AgentLink {
   // What Connect found: "daemon PATH", "helper @NAME", "new helper @NAME".
   const std::string& description() const { return description_; }
 
-  // Sends one message ("len" bytes) with up to 2 fds. Returns 0 when sent,
+  // Sends one message ("len" bytes) with up to 3 fds. Returns 0 when sent,
   // EAGAIN when the socket is full (try again later), or another errno when
   // the connection is gone (the link is then disconnected).
   int Send(const void* msg, size_t len, const int* fds, int nfds);

@@ -20,7 +20,7 @@
 // Messages (host -> agent unless noted; each one datagram <= kMaxMessageBytes,
 // starting with a MessageHeader):
 //   kHello        first message: who the process is, its STACKSTREAM_*
-//                 environment; fds: [control memfd, stderr (optional)]
+//                 environment; fds: [control memfd, stderr, output (optional)]
 //   kRing         a new ring; fd: the ring memfd
 //   kModule       a module loaded as of generation G (path, build-id, bias,
 //                 PT_LOAD segments, .eh_frame_hdr)
@@ -153,7 +153,11 @@ struct MessageHeader {
   uint32_t version;  // kFormatVersion
 };
 
-constexpr uint32_t kHelloHasStderr = 1;  // second fd is the host's stderr
+constexpr uint32_t kHelloHasStderr = 1;    // fds[1] is the host's stderr
+// fds[2] is the host descriptor STACKSTREAM_OUTPUT names (/dev/stdout,
+// /dev/stderr, /dev/fd/N, /proc/self/fd/N): those names mean the host's
+// descriptors, not the agent's.
+constexpr uint32_t kHelloHasOutputFd = 2;
 
 // Followed by "env_bytes" of "KEY=VALUE\0" strings (the host's STACKSTREAM_*
 // variables) and then "exe_bytes" of the executable path ("\0"-terminated).

@@ -80,10 +80,23 @@ void BlockAsyncSignals() {
 
 // The STACKSTREAM_* variables of this process, as "K=V\0" strings: the
 // agent reads its configuration from them (taken once, at start).
+// A relative STACKSTREAM_OUTPUT is made absolute against this process's
+// working directory (the agent runs elsewhere); the host's own environment
+// is not changed.
 std::string CaptureEnvironment() {
   std::string out;
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
     if (strncmp(*e, "STACKSTREAM_", 12) != 0) continue;
+    const char* kOutput = "STACKSTREAM_OUTPUT=";
+    const size_t n = strlen(kOutput);
+    if (strncmp(*e, kOutput, n) == 0 && (*e)[n] != '\0' && (*e)[n] != '/') {
+      char cwd[4096];
+      if (getcwd(cwd, sizeof cwd) != nullptr) {
+        out.append(kOutput).append(cwd).append("/").append(*e + n);
+        out.push_back('\0');
+        continue;
+      }
+    }
     out.append(*e);
     out.push_back('\0');
   }
@@ -136,6 +149,9 @@ class Sampler {
   void ForkPrepare();
   void ForkParent();
   bool HasOutput() const;
+  // The host descriptor STACKSTREAM_OUTPUT names (/dev/stdout, /dev/fd/N...),
+  // handed to the agent with the hello; -1 for a path.
+  int OutputDescriptor() const;
   // In a forked child, before the new sampler starts: forget what belongs to
   // the parent (perf fds, the connection). REQUIRES the fork locks held by
   // this thread (taken in ForkPrepare).
@@ -300,7 +316,8 @@ bool Sampler::Handshake() {
   memset(&hello, 0, sizeof hello);
   hello.pid = static_cast<int32_t>(getpid());
   hello.ppid = static_cast<int32_t>(getppid());
-  hello.flags = capture::kHelloHasStderr;
+  hello.flags = capture::kHelloHasStderr |
+                (OutputDescriptor() >= 0 ? capture::kHelloHasOutputFd : 0);
   hello.env_bytes = static_cast<uint32_t>(env_.size());
   hello.exe_bytes = static_cast<uint32_t>(exe.size() + 1);
   hello.start_time_ns = start_ns_;
@@ -317,8 +334,9 @@ bool Sampler::Handshake() {
   if (hello.env_bytes != 0) msg.append(env_);
   msg.append(exe);
   msg.push_back('\0');
-  int fds[2] = {control_fd_, 2};
-  if (!SendMessage(msg.data(), msg.size(), fds, 2, true)) return false;
+  int fds[3] = {control_fd_, 2, OutputDescriptor()};
+  int nfds = fds[2] >= 0 ? 3 : 2;
+  if (!SendMessage(msg.data(), msg.size(), fds, nfds, true)) return false;
   SendNewRings(true);
   return SyncModules(true);
 }
@@ -837,6 +855,54 @@ void Sampler::Shutdown() {
   // The offline file must be complete when exit returns (bounded wait);
   // the network part is the agent's business after we are gone.
   if (HasOutput()) link_.WaitFor(capture::kGoodbyeDone, kGoodbyeWaitMs);
+}
+
+namespace {
+
+// The descriptor a path names when it is one of this process's descriptor
+// links (/dev/stdout, /dev/stderr, /dev/fd/N, /proc/self/fd/N,
+// /proc/PID/fd/N), else -1.
+int DescriptorNamed(const std::string& path) {
+  if (path == "/dev/stdout") return 1;
+  if (path == "/dev/stderr") return 2;
+  std::string own = "/proc/" + std::to_string(getpid()) + "/fd/";
+  for (const std::string& prefix : {std::string("/dev/fd/"), std::string("/proc/self/fd/"), own}) {
+    if (path.compare(0, prefix.size(), prefix) != 0) continue;
+    const char* digits = path.c_str() + prefix.size();
+    char* end = nullptr;
+    long fd = strtol(digits, &end, 10);
+    if (end != digits && *end == '\0' && fd >= 0 && fd < (1 << 20)) return static_cast<int>(fd);
+  }
+  return -1;
+}
+
+}  // namespace
+
+int Sampler::OutputDescriptor() const {
+  const char* out = nullptr;
+  for (size_t i = 0; i < env_.size();) {
+    const char* kv = env_.c_str() + i;
+    if (strncmp(kv, "STACKSTREAM_OUTPUT=", 19) == 0) out = kv + 19;
+    i += strlen(kv) + 1;
+  }
+  if (out == nullptr || out[0] == '\0') return -1;
+  // Follow a chain of symbolic links (at most 8) to see whether it ends at
+  // one of our descriptors: those names mean the host's, not the agent's.
+  std::string path = out;
+  for (int hop = 0; hop < 8; ++hop) {
+    int fd = DescriptorNamed(path);
+    if (fd >= 0) return fcntl(fd, F_GETFD) >= 0 ? fd : -1;
+    char buf[4096];
+    ssize_t n = readlink(path.c_str(), buf, sizeof buf - 1);
+    if (n <= 0) return -1;
+    std::string target(buf, static_cast<size_t>(n));
+    if (target[0] != '/') {
+      size_t slash = path.rfind('/');
+      target = (slash == std::string::npos ? std::string(".") : path.substr(0, slash)) + "/" + target;
+    }
+    path = target;
+  }
+  return -1;
 }
 
 bool Sampler::HasOutput() const {

@@ -82,6 +82,7 @@ ClientSession::ClientSession(int fd, pid_t peer_pid, uid_t peer_uid, SharedState
 ClientSession::~ClientSession() {
   if (fd_ >= 0) close(fd_);
   if (host_stderr_ >= 0) close(host_stderr_);
+  if (output_fd_ >= 0) close(output_fd_);
   for (auto& [id, r] : rings_) {
     if (r.base != nullptr) munmap(r.base, r.bytes);
   }
@@ -189,6 +190,10 @@ bool ClientSession::HandleHello(const char* data, size_t len, int* fds, int nfds
     host_stderr_ = fds[1];
     fds[1] = -1;
   }
+  if ((hello.flags & capture::kHelloHasOutputFd) && nfds >= 3) {
+    output_fd_ = fds[2];
+    fds[2] = -1;
+  }
   // The kernel's word on who this is (same pid namespace), not the host's.
   pid_ = peer_pid_ > 0 ? peer_pid_ : hello.pid;
   exe_ = exe;
@@ -204,6 +209,9 @@ bool ClientSession::HandleHello(const char* data, size_t len, int* fds, int nfds
     return it == vars.end() ? nullptr : it->second.c_str();
   };
   config_ = ReadConfig(lookup, pid_, exe_);
+  // STACKSTREAM_OUTPUT=/dev/stdout (or /dev/fd/N) means the host's descriptor,
+  // which it handed over: write there, in place.
+  if (output_fd_ >= 0) config_.output = "/proc/self/fd/" + std::to_string(output_fd_);
   if (!config_.collector_set && !shared_->default_collectors.empty()) {
     config_.collectors = shared_->default_collectors;
     config_.collector_set = true;

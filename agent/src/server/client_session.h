@@ -123,6 +123,7 @@ class ClientSession {
   std::string exe_;
   std::string root_;         // prefix for module files ("/proc/PID/root" across mount namespaces)
   int host_stderr_ = -1;
+  int output_fd_ = -1;       // the host's descriptor STACKSTREAM_OUTPUT names
   Config config_;
 
   capture::ControlBlock* control_ = nullptr;

@@ -504,7 +504,12 @@ bool Sampler::StartInChild(Sampler* parent) {
     }
   }
   pid_t tid = static_cast<pid_t>(getpid());
-  bool blocked = CurrentThreadBlocksSignal(signo_);
+  // Programs commonly block signals around fork() (PostgreSQL's postmaster
+  // does) and unblock them at once in the child: keep the precise perf clock
+  // anyway (a CPU timer only fires on the scheduler tick, and loses ~40% of
+  // a 5 ms child). A child that keeps our signal blocked is switched to a
+  // timer by the capture thread's mask check.
+  bool blocked = false;
   pthread_setspecific(g_thread_key, reinterpret_cast<void*>(1));
   // Sampling starts before fork() returns (a short-lived child is profiled
   // from its first instruction): a ring and a clock, nothing more. Meeting

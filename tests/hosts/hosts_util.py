@@ -132,14 +132,16 @@ def read_file(path, mode="r"):
         return b"" if "b" in mode else ""
 
 
-def proc_stat(pid):
-    """(ppid, utime+stime seconds, start ticks) from /proc/PID/stat, or None."""
+def proc_stat(pid, user_only=False):
+    """(ppid, utime+stime seconds (utime only with user_only), start ticks)
+    from /proc/PID/stat, or None."""
     s = read_file("/proc/%d/stat" % pid)
     if not s:
         return None
     rest = s[s.rindex(")") + 2:].split()
     hz = os.sysconf("SC_CLK_TCK")
-    return int(rest[1]), (int(rest[11]) + int(rest[12])) / hz, int(rest[19])
+    cpu = int(rest[11]) + (0 if user_only else int(rest[12]))
+    return int(rest[1]), cpu / hz, int(rest[19])
 
 
 def cpu_seconds(pid):
@@ -157,20 +159,34 @@ def children_of(pid):
     return out
 
 
-def tree_cpu(pid):
+def tree_cpu(pid, user_only=False):
     """CPU seconds of process "pid" (all its threads), of its live children
     and of every child it has reaped (cutime + cstime), e.g. a server's
-    workers or backends that came and went."""
+    workers or backends that came and went. With user_only, user time only:
+    what the agent's perf task-clock counts for an unprivileged host at
+    perf_event_paranoid 2 (kernel samples excluded, as `perf record` does for
+    such a user)."""
     s = read_file("/proc/%d/stat" % pid)
     if not s:
         return 0.0
     f = s[s.rindex(")") + 2:].split()
-    total = sum(int(x) for x in f[11:15]) / os.sysconf("SC_CLK_TCK")
+    fields = (11, 13) if user_only else (11, 12, 13, 14)
+    total = sum(int(f[i]) for i in fields) / os.sysconf("SC_CLK_TCK")
     for kid in children_of(pid):
-        st = proc_stat(kid)
+        st = proc_stat(kid, user_only)
         if st:
             total += st[1]
     return total
+
+
+def kernel_time_sampled(as_root):
+    """Whether the agent's default clock counts kernel time for a host: root,
+    or perf_event_paranoid < 2 (otherwise user time only)."""
+    try:
+        paranoid = int(read_file("/proc/sys/kernel/perf_event_paranoid").strip())
+    except ValueError:
+        paranoid = 2
+    return as_root or paranoid < 2
 
 
 def check_sample_ratio(t, label, samples, cpu_s, hz, min_ratio):

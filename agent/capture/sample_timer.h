@@ -17,6 +17,7 @@ namespace agent {
 struct ClockSpec {
   bool wall = false;        // CLOCK_MONOTONIC instead of the thread CPU clock
   bool use_perf = false;    // perf task-clock (cpu mode only)
+  bool one_shot = false;    // perf: re-armed by the handler after each overflow
   int signo = 0;
   int64_t period_ns = 10000000;
 };

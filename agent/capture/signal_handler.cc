@@ -18,7 +18,8 @@
 //   kStackCopyBytes, stack end)) of the thread's own stack into a free slot
 //   of the thread's SampleRing; read CLOCK_REALTIME (vDSO); publish the slot;
 //   for a perf clock, re-draw the next period with ioctl(PERF_EVENT_IOC_PERIOD)
-//   (one system call; it breaks phase locking with periodic workloads);
+//   (one system call; it breaks phase locking with periodic workloads), and
+//   for a one-shot perf clock re-arm it (PERF_EVENT_IOC_REFRESH);
 //   restore errno. No locks, no allocation, no loader lock, no I/O, and no
 //   read outside memory that is mapped while the thread runs on it. A full
 //   ring, an unknown thread or an SP outside the bounds (sigaltstack,
@@ -182,6 +183,9 @@ void SampleSignalHandler(int signo, siginfo_t* info, void* ucontext) {
       ts->rng_state = x;
       uint64_t next = mean / 2 + x % mean;
       ioctl(perf_fd, PERF_EVENT_IOC_PERIOD, &next);
+    }
+    if (ts->perf_one_shot.load(std::memory_order_relaxed)) {
+      ioctl(perf_fd, PERF_EVENT_IOC_REFRESH, 1);  // one more overflow
     }
   }
   ts->in_handler.store(0, std::memory_order_release);

@@ -144,7 +144,7 @@ void SampleSignalHandler(int signo, siginfo_t* info, void* ucontext) {
   const uint64_t lo = ts->stack_lo.load(std::memory_order_relaxed);
   const uint64_t hi = ts->stack_hi.load(std::memory_order_relaxed);
   if (hi == 0) {
-    // Bounds not known yet (thread found by scanning): let the drain thread
+    // Bounds not known yet (thread found by scanning): let the capture thread
     // look the mapping up.
     ts->probe_sp.store(sp, std::memory_order_relaxed);
     rh->dropped_bad_stack.fetch_add(weight, std::memory_order_relaxed);

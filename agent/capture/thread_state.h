@@ -4,7 +4,7 @@
 // sampling clock (POSIX timer or perf event).
 //
 // Thread-safety: fields marked "handler" are atomics read or written by the
-// thread's own signal handler (async-signal-safe) and by the drain thread.
+// thread's own signal handler (async-signal-safe) and by the capture thread.
 // Fields marked "registry" are guarded by ThreadRegistry::mu().
 // ThreadStates are never freed: retired ones are recycled once their ring is
 // drained, so a late signal never touches freed memory.

@@ -1,4 +1,4 @@
-// The handler, rings and clocks together, without the drain thread: arm a
+// The handler, rings and clocks together, without the capture thread: arm a
 // clock on this thread, burn CPU, and check what lands in the ring.
 #include "capture/signal_handler.h"
 
@@ -122,7 +122,7 @@ TEST(SignalHandlerTest, SpOutsideBoundsIsDroppedAndCounted) {
   EXPECT_EQ(errno, 1234) << "errno restored";
   EXPECT_EQ(ts.ring.header()->dropped_bad_stack.load(), 1u);
   EXPECT_TRUE(ts.ring.Empty());
-  // Unknown bounds: the SP is recorded for the drain thread to resolve.
+  // Unknown bounds: the SP is recorded for the capture thread to resolve.
   ts.stack_hi = 0;
   SampleSignalHandler(Signal(), &info, &uc);
   EXPECT_NE(ts.probe_sp.load(), 0u);

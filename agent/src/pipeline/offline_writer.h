@@ -33,8 +33,8 @@
 // The type is checked before writing: a path whose type changes between the
 // check and the rename/open can still be replaced (not guarded).
 //
-// Not thread-safe: used by one thread at a time (the drain thread, or the
-// exiting thread at Shutdown after the drain thread stopped).
+// Not thread-safe: used by one thread at a time (the stackstream-agent
+// session of the host process).
 #pragma once
 
 #include <cstdint>

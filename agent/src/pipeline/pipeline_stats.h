@@ -1,10 +1,10 @@
 // PipelineStats: what the pipeline costs, logged at debug level once per
-// flush: the drain thread's CPU time per second of wall time (measured on
-// the calling thread's CPU clock: call it on the drain thread), and the size
+// flush: the session thread's CPU time per second of wall time (measured on
+// the calling thread's CPU clock: call it on that thread), and the size
 // of each summary serialized and gzip-compressed (bytes on the wire per
 // sample, as gRPC's gzip message compression would send it).
 //
-// Not thread-safe: used by the drain thread only.
+// Not thread-safe: used by one session thread.
 #pragma once
 
 #include <cstdint>

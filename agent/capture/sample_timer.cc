@@ -129,8 +129,7 @@ bool ArmPerf(ThreadState* ts, const ClockSpec& spec, int* err) {
   if (fl < 0 || fcntl(fd, F_SETFL, fl | O_ASYNC | O_NONBLOCK) != 0 ||
       fcntl(fd, F_SETSIG, spec.signo) != 0 || fcntl(fd, F_SETOWN_EX, &owner) != 0 ||
       ioctl(fd, PERF_EVENT_IOC_RESET, 0) != 0 ||
-      (spec.one_shot ? ioctl(fd, PERF_EVENT_IOC_REFRESH, 1) : ioctl(fd, PERF_EVENT_IOC_ENABLE, 0)) !=
-          0) {
+      ioctl(fd, PERF_EVENT_IOC_REFRESH, 1) != 0) {
     *err = errno;
     UnregisterPerfFd(fd);
     close(fd);
@@ -140,7 +139,6 @@ bool ArmPerf(ThreadState* ts, const ClockSpec& spec, int* err) {
   ts->rng_state ^= static_cast<uint64_t>(tid) * 0x9e3779b97f4a7c15ULL;
   if (ts->rng_state == 0) ts->rng_state = 1;
   ts->perf_period_ns.store(static_cast<uint64_t>(spec.period_ns), std::memory_order_relaxed);
-  ts->perf_one_shot.store(spec.one_shot, std::memory_order_relaxed);
   ts->clock = ClockKind::kPerfTaskClock;
   return true;
 }

@@ -507,10 +507,9 @@ bool Sampler::StartInChild(Sampler* parent) {
   // Programs commonly block signals around fork() (PostgreSQL's postmaster
   // does) and unblock them at once in the child: keep the precise perf clock
   // (a CPU timer only fires on the scheduler tick, and loses ~40% of a 5 ms
-  // child), one-shot so that signals cannot pile up while blocked. A child
+  // child); being one-shot, it cannot pile signals up while blocked. A child
   // that keeps our signal blocked is switched to a timer by the capture
   // thread's mask check.
-  bool blocked = CurrentThreadBlocksSignal(signo_);
   pthread_setspecific(g_thread_key, reinterpret_cast<void*>(1));
   // Sampling starts before fork() returns (a short-lived child is profiled
   // from its first instruction): a ring and a clock, nothing more. Meeting
@@ -527,13 +526,7 @@ bool Sampler::StartInChild(Sampler* parent) {
       ts->stack_lo.store(lo, std::memory_order_relaxed);
       ts->stack_hi.store(hi, std::memory_order_relaxed);
       ts->active.store(true, std::memory_order_release);
-      ClockSpec spec = clock_spec_;
-      spec.one_shot = blocked;
-      int err = 0;
-      if (!ArmThreadClock(ts, spec, &err)) {
-        control_->timers_failed.fetch_add(1, std::memory_order_relaxed);
-        registry_->Retire(ts, MonoNs());
-      }
+      ArmLocked(ts, false);
     }
   }
   SetSamplingEnabled(true);

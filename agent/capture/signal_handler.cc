@@ -19,7 +19,7 @@
 //   of the thread's SampleRing; read CLOCK_REALTIME (vDSO); publish the slot;
 //   for a perf clock, re-draw the next period with ioctl(PERF_EVENT_IOC_PERIOD)
 //   (one system call; it breaks phase locking with periodic workloads), and
-//   for a one-shot perf clock re-arm it (PERF_EVENT_IOC_REFRESH);
+//   re-arm the one-shot event (PERF_EVENT_IOC_REFRESH; see sample_timer.h);
 //   restore errno. No locks, no allocation, no loader lock, no I/O, and no
 //   read outside memory that is mapped while the thread runs on it. A full
 //   ring, an unknown thread or an SP outside the bounds (sigaltstack,
@@ -125,17 +125,17 @@ void SampleSignalHandler(int signo, siginfo_t* info, void* ucontext) {
     return;
   }
   if (!g_enabled.load(std::memory_order_relaxed) ||
-      !ts->active.load(std::memory_order_acquire)) {
+      !ts->active.load(std::memory_order_acquire) || ts->ring.header() == nullptr) {
+    // Paused (C API) or being torn down: keep a one-shot perf clock armed,
+    // so that sampling resumes when enabled again.
+    if (perf_fd >= 0) ioctl(perf_fd, PERF_EVENT_IOC_REFRESH, 1);
     errno = saved_errno;
     return;
   }
   capture::RingHeader* rh = ts->ring.header();
-  if (rh == nullptr) {
-    errno = saved_errno;
-    return;
-  }
   if (ts->in_handler.exchange(1, std::memory_order_acquire) != 0) {
     rh->reentrant.fetch_add(1, std::memory_order_relaxed);
+    // (The interrupted handler re-arms a perf clock when it finishes.)
     errno = saved_errno;
     return;
   }
@@ -184,9 +184,7 @@ void SampleSignalHandler(int signo, siginfo_t* info, void* ucontext) {
       uint64_t next = mean / 2 + x % mean;
       ioctl(perf_fd, PERF_EVENT_IOC_PERIOD, &next);
     }
-    if (ts->perf_one_shot.load(std::memory_order_relaxed)) {
-      ioctl(perf_fd, PERF_EVENT_IOC_REFRESH, 1);  // one more overflow
-    }
+    ioctl(perf_fd, PERF_EVENT_IOC_REFRESH, 1);  // one-shot: re-arm for one more overflow
   }
   ts->in_handler.store(0, std::memory_order_release);
   errno = saved_errno;

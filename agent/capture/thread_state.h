@@ -37,11 +37,6 @@ struct ThreadState {
   // period uniformly in [period/2, 3*period/2) so that a workload whose
   // phases divide the period cannot phase-lock with it.
   std::atomic<uint64_t> perf_period_ns{0};
-  // handler: perf clocks only; the event stops after each overflow and the
-  // handler re-arms it (PERF_EVENT_IOC_REFRESH): while the thread blocks our
-  // signal at most one signal is pending, never a queue of them delivered in
-  // a burst. Used for threads that had the signal blocked when armed.
-  std::atomic<bool> perf_one_shot{false};
   uint64_t rng_state = 0x9e3779b97f4a7c15ULL;  // handler only
   capture::SampleRing ring;        // handler = producer, stackstream-agent = consumer
   int ring_fd = -1;                // the ring's memfd (kept: resent after a reconnect)

@@ -204,6 +204,16 @@ int RunAgentServer(const ServerOptions& options) {
       it = finishing.erase(it);
     }
     if (!sessions.empty() || !finishing.empty()) idle_since = now;
+    if (options.helper && logs_to_host && sessions.empty() && finishing.empty()) {
+      // Every host is gone and its data is out: let go of the host's stderr
+      // at once, so that a caller reading it from a pipe sees EOF now.
+      int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+      if (devnull >= 0) {
+        dup2(devnull, 2);
+        close(devnull);
+      }
+      logs_to_host = false;
+    }
     if (stopping && sessions.empty() && finishing.empty()) break;
     if (options.helper && sessions.empty() && finishing.empty()) {
       // Gone quiet: every host left and its data is out (or no host came).

@@ -139,6 +139,7 @@ class Sampler {
   // the capture thread, which also connects and hands over.
   bool StartInChild(Sampler* parent);
 
+  const Config& config() const { return config_; }
   void RegisterCurrentThread();
   void RegisterAgentThread();
   void UnregisterCurrentThread();
@@ -1029,7 +1030,9 @@ void AgentForkChild() {
   old->AbandonInChild();
   g_sampler.store(nullptr, std::memory_order_release);
   if (g_shutdown_done.load()) return;       // forked during exit
-  auto* s = new Sampler(ReadHostConfig());  // never destroyed
+  // The parent's settings (same environment; the agent reads the child's
+  // pid from its hello): no re-parse in every child.
+  auto* s = new Sampler(old->config());  // never destroyed
   g_sampler.store(s, std::memory_order_release);
   if (!s->StartInChild(old)) g_sampler.store(nullptr, std::memory_order_release);
 }

@@ -1,7 +1,7 @@
 // Calls stackstream's Pyroscope query API with the real Connect client
 // (@connectrpc/connect-node, what Grafana's Pyroscope backend speaks) using
 // descriptors from proto/querier/v1/querier.proto, and prints the results
-// as JSON for test_h4_connect_client.py to check.
+// as JSON for test_connect_client.py to check.
 //   node client.mjs <descriptor-set.pb> <base-url> <now-ms>
 import { readFileSync } from "node:fs";
 import { createFileRegistry, fromBinary, toJson } from "@bufbuild/protobuf";

@@ -15,7 +15,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from stackstream_test import Checker, free_port  # noqa: E402
-from h4_server import TestServer  # noqa: E402
+from http_test_server import TestServer  # noqa: E402
 
 
 def prom_get(port, path, **params):
@@ -30,7 +30,7 @@ def main():
         print("skip: prometheus not installed (apt-get install prometheus)")
         sys.exit(77)
     c = Checker()
-    tmp = tempfile.mkdtemp(prefix="ss-h4-prom-")
+    tmp = tempfile.mkdtemp(prefix="ss-prom-")
     proc = None
     try:
         with TestServer() as s:

@@ -11,7 +11,7 @@
 #include "export/folded.h"
 #include "export/speedscope.h"
 #include "export/top.h"
-#include "h4_profile_fixture.h"
+#include "profile_fixture.h"
 
 namespace stackstream {
 namespace exporter {

@@ -1,4 +1,4 @@
-// Hand-built Profiles for the exporter and HTTP tests (H4).
+// Hand-built Profiles for the exporter and HTTP tests.
 #pragma once
 
 #include <cstdint>

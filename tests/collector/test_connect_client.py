@@ -1,7 +1,7 @@
 """The Pyroscope query API through the real Connect client
 (@connectrpc/connect-node, binary and JSON codecs) with descriptors built
 from proto/querier/v1/querier.proto. Needs node + npm packages; installs
-them into <build>/h4-node on first run and exits 77 (skipped) when that is
+them into <build>/connect-node on first run and exits 77 (skipped) when that is
 impossible (no node, no registry)."""
 import json
 import os
@@ -12,11 +12,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from stackstream_test import BUILD, Checker  # noqa: E402
-from h4_server import TestServer  # noqa: E402
+from http_test_server import TestServer  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.environ.get("STACKSTREAM_SOURCE_DIR", os.path.join(HERE, "..", ".."))
-NODE_DIR = os.path.join(BUILD, "h4-node")
+NODE_DIR = os.path.join(BUILD, "connect-node")
 SKIP = 77
 
 

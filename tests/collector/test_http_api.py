@@ -1,5 +1,5 @@
 """HTTP API tests against a real HttpServer over a real SqliteStore (data
-written through Store::Write by h4_http_test_server): every endpoint's happy
+written through Store::Write by http_test_server): every endpoint's happy
 path with exact values, each 4xx naming its parameter, auth on/off, TLS,
 garbage query strings, pprof checked by `go tool pprof`, folded/speedscope/
 flame-graph/Prometheus format rules."""
@@ -17,7 +17,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from stackstream_test import Checker  # noqa: E402
-from h4_server import (TestServer, check_folded, check_prometheus,  # noqa: E402
+from http_test_server import (TestServer, check_folded, check_prometheus,  # noqa: E402
                        check_speedscope)
 
 c = Checker()
@@ -51,7 +51,7 @@ def go_pprof_top(source, tmp, sample_index="samples"):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="ss-h4-test-")
+    tmp = tempfile.mkdtemp(prefix="ss-http-test-")
     try:
         with TestServer() as s:
             run_happy_paths(s, tmp)
@@ -356,7 +356,7 @@ def run_tls(tmp):
         except Exception:
             c.check(True, "TLS: untrusted certificate rejected by the client")
         env = dict(os.environ, STACKSTREAM_TLS_CA=cert, STACKSTREAM_TOKEN="t0k")
-        from h4_server import CLI
+        from http_test_server import CLI
         r = subprocess.run([CLI, "top", "--server", s.url, "--service", "api", "--from", "now-30m"],
                            capture_output=True, text=True, timeout=30, env=env)
         c.check(r.returncode == 0 and "bar" in r.stdout, "TLS: stackstream top over https with CA + token")

@@ -11,7 +11,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from stackstream_test import Checker, free_port  # noqa: E402
-from h4_server import CLI, TestServer, check_speedscope  # noqa: E402
+from http_test_server import CLI, TestServer, check_speedscope  # noqa: E402
 
 c = Checker()
 
@@ -22,7 +22,7 @@ def cli(*args, env=None, timeout=60):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="ss-h4-cli-")
+    tmp = tempfile.mkdtemp(prefix="ss-cli-")
     try:
         with TestServer() as s:
             query_commands(s, tmp)

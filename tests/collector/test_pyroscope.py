@@ -8,8 +8,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from stackstream_test import Checker  # noqa: E402
-from h4_server import TestServer  # noqa: E402
-from h4_protowire import decode, encode, packed_int64, strings  # noqa: E402
+from http_test_server import TestServer  # noqa: E402
+from protowire import decode, encode, packed_int64, strings  # noqa: E402
 
 c = Checker()
 CPU = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"

@@ -1,6 +1,6 @@
 // A real HttpServer over a real SqliteStore holding a known data set, for
-// the Python HTTP/CLI tests (test_h4_http_api.py). Usage:
-//   h4_http_test_server --db DIR [--token T] [--tls-cert F --tls-key F]
+// the Python HTTP/CLI tests (test_http_api.py). Usage:
+//   http_test_server --db DIR [--token T] [--tls-cert F --tls-key F]
 // Writes the fixture through Store::Write with windows relative to now,
 // prints "PORT <n>" and serves until stdin closes.
 //

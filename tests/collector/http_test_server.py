@@ -1,4 +1,4 @@
-"""Starts h4_http_test_server (a real HttpServer over a real SqliteStore with
+"""Starts http_test_server (a real HttpServer over a real SqliteStore with
 a known data set) on a free loopback port, and checks output formats.
 
     with TestServer(token=None) as s:
@@ -17,7 +17,7 @@ import urllib.request
 
 from stackstream_test import binary
 
-SERVER = binary("tests", "collector", "h4_http_test_server")
+SERVER = binary("tests", "collector", "http_test_server")
 CLI = binary("collector", "cli", "stackstream")
 
 
@@ -25,7 +25,7 @@ class TestServer:
     def __init__(self, token=None, tls=None):
         self.token = token
         self.tls = tls  # (cert, key) or None
-        self.dir = tempfile.mkdtemp(prefix="ss-h4-")
+        self.dir = tempfile.mkdtemp(prefix="ss-http-")
         self.proc = None
         self.port = None
 

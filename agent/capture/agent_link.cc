@@ -20,6 +20,7 @@
 
 #include "capture/capture_format.h"
 #include "capture/host_log.h"
+#include "capture/unix_address.h"
 
 extern char** environ;
 
@@ -29,20 +30,6 @@ namespace {
 
 constexpr int kMaxAncestors = 32;
 
-bool MakeAddress(const std::string& address, sockaddr_un* sa, socklen_t* len) {
-  memset(sa, 0, sizeof *sa);
-  sa->sun_family = AF_UNIX;
-  if (address.empty() || address.size() >= sizeof(sa->sun_path)) return false;
-  if (address[0] == '@') {
-    // Abstract: a leading NUL, then the name (not NUL-terminated).
-    memcpy(sa->sun_path + 1, address.data() + 1, address.size() - 1);
-    *len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address.size());
-  } else {
-    memcpy(sa->sun_path, address.data(), address.size());
-    *len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address.size() + 1);
-  }
-  return true;
-}
 
 // The stackstream-agent binary for a helper: STACKSTREAM_AGENT_BIN, else
 // ../bin/stackstream-agent next to this library, else the library's folder.
@@ -114,7 +101,7 @@ bool ReadProcStat(pid_t pid, uint64_t* start_ticks, pid_t* ppid) {
 bool AgentLink::ConnectTo(const std::string& address) {
   sockaddr_un sa;
   socklen_t len = 0;
-  if (!MakeAddress(address, &sa, &len)) return false;
+  if (!capture::UnixAddress(address, &sa, &len)) return false;
   int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return false;
   if (connect(fd, reinterpret_cast<sockaddr*>(&sa), len) != 0) {
@@ -143,7 +130,7 @@ bool AgentLink::SpawnHelper(std::string* address) {
   std::string name = HelperSocketName(getuid(), getpid(), start);
   sockaddr_un sa;
   socklen_t len = 0;
-  if (!MakeAddress(name, &sa, &len)) return false;
+  if (!capture::UnixAddress(name, &sa, &len)) return false;
   int listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   if (listen_fd < 0) return false;
   if (bind(listen_fd, reinterpret_cast<sockaddr*>(&sa), len) != 0 || listen(listen_fd, 256) != 0) {

@@ -1,5 +1,7 @@
 #include "cli/run_command.h"
 
+#include "capture/unix_address.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -48,25 +50,12 @@ std::string DirOf(const std::string& path) {
 
 bool Executable(const std::string& path) { return IsFile(path) && access(path.c_str(), X_OK) == 0; }
 
-bool FillAddress(const std::string& address, sockaddr_un* sa, socklen_t* len) {
-  memset(sa, 0, sizeof *sa);
-  sa->sun_family = AF_UNIX;
-  if (address.empty() || address.size() >= sizeof(sa->sun_path)) return false;
-  if (address[0] == '@') {
-    memcpy(sa->sun_path + 1, address.data() + 1, address.size() - 1);
-    *len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address.size());
-  } else {
-    memcpy(sa->sun_path, address.data(), address.size());
-    *len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address.size() + 1);
-  }
-  return true;
-}
 
 // A node daemon answers at "address".
 bool DaemonAnswers(const std::string& address) {
   sockaddr_un sa;
   socklen_t len = 0;
-  if (!FillAddress(address, &sa, &len)) return false;
+  if (!capture::UnixAddress(address, &sa, &len)) return false;
   int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   if (fd < 0) return false;
   bool ok = connect(fd, reinterpret_cast<sockaddr*>(&sa), len) == 0;
@@ -84,7 +73,7 @@ pid_t StartHelper(const std::string& binary, std::string* address) {
            static_cast<long>(now.tv_sec), static_cast<long>(now.tv_nsec));
   sockaddr_un sa;
   socklen_t len = 0;
-  if (!FillAddress(name, &sa, &len)) return -1;
+  if (!capture::UnixAddress(name, &sa, &len)) return -1;
   int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
   if (bind(fd, reinterpret_cast<sockaddr*>(&sa), len) != 0 || listen(fd, 1024) != 0) {

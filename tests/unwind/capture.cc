@@ -8,30 +8,14 @@
 #include <cstring>
 
 #include "capture/module_scan.h"
+#include "capture/ucontext_regs.h"
 
 namespace stackstream {
 namespace agent {
 namespace testing {
 
 void RegsFromUcontext(const ucontext_t* uc, uint64_t* regs) {
-  const greg_t* g = uc->uc_mcontext.gregs;
-  regs[0] = g[REG_RAX];
-  regs[1] = g[REG_RDX];
-  regs[2] = g[REG_RCX];
-  regs[3] = g[REG_RBX];
-  regs[4] = g[REG_RSI];
-  regs[5] = g[REG_RDI];
-  regs[6] = g[REG_RBP];
-  regs[7] = g[REG_RSP];
-  regs[8] = g[REG_R8];
-  regs[9] = g[REG_R9];
-  regs[10] = g[REG_R10];
-  regs[11] = g[REG_R11];
-  regs[12] = g[REG_R12];
-  regs[13] = g[REG_R13];
-  regs[14] = g[REG_R14];
-  regs[15] = g[REG_R15];
-  regs[16] = g[REG_RIP];
+  capture::RegsFromUcontext(uc, regs);
 }
 
 uint64_t ThreadStackEnd() {

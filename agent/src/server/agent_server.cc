@@ -16,6 +16,7 @@
 #include <memory>
 #include <thread>
 
+#include "capture/unix_address.h"
 #include "log.h"
 #include "pipeline/symbolizer.h"
 #include "server/client_session.h"
@@ -37,19 +38,6 @@ int64_t MonoNs() {
   return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-bool MakeAddress(const std::string& address, sockaddr_un* sa, socklen_t* len) {
-  memset(sa, 0, sizeof *sa);
-  sa->sun_family = AF_UNIX;
-  if (address.empty() || address.size() >= sizeof(sa->sun_path)) return false;
-  if (address[0] == '@') {
-    memcpy(sa->sun_path + 1, address.data() + 1, address.size() - 1);
-    *len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address.size());
-  } else {
-    memcpy(sa->sun_path, address.data(), address.size());
-    *len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address.size() + 1);
-  }
-  return true;
-}
 
 // A session whose host is gone, delivering on a thread of its own.
 struct Finishing {
@@ -64,7 +52,7 @@ int ListenOn(const std::string& spec, std::string* error) {
   std::string address = spec.rfind("unix:", 0) == 0 ? spec.substr(5) : spec;
   sockaddr_un sa;
   socklen_t len = 0;
-  if (!MakeAddress(address, &sa, &len)) {
+  if (!capture::UnixAddress(address, &sa, &len)) {
     *error = "bad socket address \"" + spec + "\"";
     return -1;
   }

@@ -1,10 +1,13 @@
 #include "export/flamegraph.h"
 
 #include <algorithm>
+#include <map>
 #include <unordered_map>
 #include <utility>
 
 #include <nlohmann/json.hpp>
+
+#include "export/max_nodes.h"
 
 namespace stackstream {
 namespace exporter {
@@ -58,76 +61,161 @@ std::string FlameGraphFrameJson(const std::vector<FlameRow>& rows, int64_t value
 
 PyroscopeFlameGraph BuildPyroscopeFlameGraph(const Profile& profile, int64_t max_nodes,
                                              int64_t value_scale) {
-  CallTree tree = CallTree::FromProfile(profile, CallTree::Order::kByName);
+  CallTree tree =
+      CallTree::FromProfile(TruncateToMaxNodes(profile, max_nodes), CallTree::Order::kByName);
   const auto& nodes = tree.nodes();
-
-  // Smallest total kept when the tree is too large.
-  int64_t min_total = 0;
-  if (max_nodes > 0 && static_cast<int64_t>(nodes.size()) > max_nodes) {
-    std::vector<int64_t> totals;
-    totals.reserve(nodes.size());
-    for (const auto& n : nodes) totals.push_back(n.total);
-    std::nth_element(totals.begin(), totals.begin() + (max_nodes - 1), totals.end(),
-                     std::greater<int64_t>());
-    min_total = totals[max_nodes - 1];
-  }
 
   PyroscopeFlameGraph out;
   std::unordered_map<std::string, int64_t> name_index;
   auto intern = [&](const std::string& name) {
-    auto it = name_index.find(name);
-    if (it != name_index.end()) return it->second;
-    int64_t idx = static_cast<int64_t>(out.names.size());
-    out.names.push_back(name);
-    name_index.emplace(name, idx);
-    return idx;
+    auto [it, added] = name_index.try_emplace(name, static_cast<int64_t>(out.names.size()));
+    if (added) out.names.push_back(name);
+    return it->second;
   };
   intern("total");
   std::vector<int64_t> level_end;  // end x of the last node on each level
 
   struct Item {
-    int64_t name;
-    int64_t total, self, x, level;
-    int32_t node;  // -1 for a synthetic "other"
+    uint32_t node;
+    int64_t x, level;
   };
-  auto emit = [&](const Item& it) {
+  std::vector<Item> todo = {{0, 0, 0}};
+  while (!todo.empty()) {
+    const Item it = todo.back();
+    todo.pop_back();
+    const CallTree::Node& n = nodes[it.node];
     if (static_cast<size_t>(it.level) >= out.levels.size()) {
       out.levels.resize(it.level + 1);
       level_end.resize(it.level + 1, 0);
     }
     auto& lv = out.levels[it.level];
     lv.push_back((it.x - level_end[it.level]) * value_scale);
-    lv.push_back(it.total * value_scale);
-    lv.push_back(it.self * value_scale);
-    lv.push_back(it.name);
-    level_end[it.level] = it.x + it.total;
-    out.max_self = std::max(out.max_self, it.self * value_scale);
-  };
-
-  std::vector<Item> todo = {{0, nodes[0].total, nodes[0].self, 0, 0, 0}};
-  while (!todo.empty()) {
-    Item it = todo.back();
-    todo.pop_back();
-    emit(it);
-    if (it.node < 0) continue;
+    lv.push_back(n.total * value_scale);
+    lv.push_back(n.self * value_scale);
+    lv.push_back(intern(n.name));
+    level_end[it.level] = it.x + n.total;
+    out.max_self = std::max(out.max_self, n.self * value_scale);
     // Children left to right; pushed in reverse so the leftmost pops first.
-    std::vector<Item> kids;
-    int64_t x = it.x;
-    int64_t other = 0;
-    for (uint32_t c : nodes[it.node].children) {
-      const CallTree::Node& cn = nodes[c];
-      if (cn.total < min_total) {
-        other += cn.total;
-        continue;
-      }
-      kids.push_back({intern(cn.name), cn.total, cn.self, x, it.level + 1,
-                      static_cast<int32_t>(c)});
-      x += cn.total;
+    int64_t x = it.x + n.total;
+    for (auto c = n.children.rbegin(); c != n.children.rend(); ++c) {
+      x -= nodes[*c].total;
+      todo.push_back({*c, x, it.level + 1});
     }
-    if (other > 0) kids.push_back({intern("other"), other, other, x, it.level + 1, -1});
-    for (auto k = kids.rbegin(); k != kids.rend(); ++k) todo.push_back(*k);
   }
   out.total = nodes[0].total * value_scale;
+  return out;
+}
+
+namespace {
+
+// A node of the union of two call trees.
+struct DiffNode {
+  std::string name;
+  int64_t left_total = 0, left_self = 0, right_total = 0, right_self = 0;
+  std::map<std::string, uint32_t> children;  // by name
+};
+
+void AddTree(const CallTree& tree, bool left, std::vector<DiffNode>* out) {
+  const auto& nodes = tree.nodes();
+  std::vector<std::pair<uint32_t, uint32_t>> todo = {{0, 0}};  // (tree node, diff node)
+  while (!todo.empty()) {
+    auto [tn, dn] = todo.back();
+    todo.pop_back();
+    const CallTree::Node& n = nodes[tn];
+    (left ? (*out)[dn].left_total : (*out)[dn].right_total) += n.total;
+    (left ? (*out)[dn].left_self : (*out)[dn].right_self) += n.self;
+    for (uint32_t c : n.children) {
+      auto [it, added] =
+          (*out)[dn].children.try_emplace(nodes[c].name, static_cast<uint32_t>(out->size()));
+      if (added) out->push_back(DiffNode{nodes[c].name, 0, 0, 0, 0, {}});
+      todo.emplace_back(c, it->second);
+    }
+  }
+}
+
+}  // namespace
+
+PyroscopeFlameGraphDiff BuildPyroscopeFlameGraphDiff(const Profile& left, int64_t left_scale,
+                                                     const Profile& right, int64_t right_scale,
+                                                     int64_t max_nodes) {
+  std::vector<DiffNode> nodes = {DiffNode{"total", 0, 0, 0, 0, {}}};
+  AddTree(CallTree::FromProfile(TruncateToMaxNodes(left, max_nodes), CallTree::Order::kByName),
+          true, &nodes);
+  AddTree(CallTree::FromProfile(TruncateToMaxNodes(right, max_nodes), CallTree::Order::kByName),
+          false, &nodes);
+
+  PyroscopeFlameGraphDiff out;
+  std::unordered_map<std::string, int64_t> name_index;
+  auto intern = [&](const std::string& name) {
+    auto [it, added] = name_index.try_emplace(name, static_cast<int64_t>(out.names.size()));
+    if (added) out.names.push_back(name);
+    return it->second;
+  };
+  intern("total");
+  std::vector<int64_t> left_end, right_end;
+  struct Item {
+    uint32_t node;
+    int64_t lx, rx, level;
+  };
+  std::vector<Item> todo = {{0, 0, 0, 0}};
+  while (!todo.empty()) {
+    const Item it = todo.back();
+    todo.pop_back();
+    const DiffNode& n = nodes[it.node];
+    if (static_cast<size_t>(it.level) >= out.levels.size()) {
+      out.levels.resize(it.level + 1);
+      left_end.resize(it.level + 1, 0);
+      right_end.resize(it.level + 1, 0);
+    }
+    auto& lv = out.levels[it.level];
+    lv.push_back((it.lx - left_end[it.level]) * left_scale);
+    lv.push_back(n.left_total * left_scale);
+    lv.push_back(n.left_self * left_scale);
+    lv.push_back((it.rx - right_end[it.level]) * right_scale);
+    lv.push_back(n.right_total * right_scale);
+    lv.push_back(n.right_self * right_scale);
+    lv.push_back(intern(n.name));
+    left_end[it.level] = it.lx + n.left_total;
+    right_end[it.level] = it.rx + n.right_total;
+    out.max_self = std::max({out.max_self, n.left_self * left_scale, n.right_self * right_scale});
+    int64_t lx = it.lx + n.left_total, rx = it.rx + n.right_total;
+    for (auto c = n.children.rbegin(); c != n.children.rend(); ++c) {
+      lx -= nodes[c->second].left_total;
+      rx -= nodes[c->second].right_total;
+      todo.push_back({c->second, lx, rx, it.level + 1});
+    }
+  }
+  out.left_ticks = nodes[0].left_total * left_scale;
+  out.right_ticks = nodes[0].right_total * right_scale;
+  out.total = out.left_ticks + out.right_ticks;
+  return out;
+}
+
+std::string EncodePyroscopeTree(const Profile& profile, int64_t max_nodes, int64_t value_scale) {
+  CallTree tree =
+      CallTree::FromProfile(TruncateToMaxNodes(profile, max_nodes), CallTree::Order::kByName);
+  const auto& nodes = tree.nodes();
+  std::string out;
+  auto uvarint = [&out](uint64_t v) {
+    while (v >= 0x80) {
+      out.push_back(static_cast<char>((v & 0x7f) | 0x80));
+      v >>= 7;
+    }
+    out.push_back(static_cast<char>(v));
+  };
+  if (nodes[0].total == 0) return out;
+  std::vector<uint32_t> todo = {0};
+  while (!todo.empty()) {
+    const uint32_t index = todo.back();
+    todo.pop_back();
+    const CallTree::Node& n = nodes[index];
+    const std::string& name = index == 0 ? std::string() : n.name;
+    uvarint(name.size());
+    out += name;
+    uvarint(static_cast<uint64_t>(n.self * value_scale));
+    uvarint(n.children.size());
+    for (uint32_t c : n.children) todo.push_back(c);
+  }
   return out;
 }
 

@@ -7,6 +7,7 @@
 #include "export/diff.h"
 #include "export/flamegraph.h"
 #include "export/folded.h"
+#include "export/max_nodes.h"
 #include "export/speedscope.h"
 #include "export/top.h"
 #include "format/pprof_encoder.h"
@@ -120,13 +121,22 @@ HttpReply ApiHandlers::Profile(const QueryParams& params, int64_t now_unix_nanos
                                                 "\" is not one of pprof, folded, speedscope, "
                                                 "flamegraph"));
   }
+  // max_nodes=N: Pyroscope's truncation (the N largest call-tree nodes, the
+  // rest merged into "other") for the flame-graph-like formats.
+  int64_t max_nodes = 0;
+  Status s = ParseIntParam(params, "max_nodes", 1, kMaxLimit, &max_nodes);
+  if (!s.ok()) return StatusReply(s);
+  if (max_nodes > 0 && format == "pprof") {
+    return StatusReply(ParamError("max_nodes", "applies to flamegraph, speedscope and folded"));
+  }
   ProfileQuery query;
-  Status s = ParseProfileQuery(params, now_unix_nanos, QueryParamNames(), &query);
+  s = ParseProfileQuery(params, now_unix_nanos, QueryParamNames(), &query);
   if (!s.ok()) return StatusReply(s);
   stackstream::Profile profile;
   std::map<std::string, int64_t> counters;
   s = ReadProfile(query, &profile, &counters);
   if (!s.ok()) return StatusReply(s);
+  if (max_nodes > 0) profile = exporter::TruncateToMaxNodes(profile, max_nodes);
   if (profile.start_unix_nanos == 0) profile.start_unix_nanos = query.from_unix_nanos;
   if (profile.end_unix_nanos == 0) profile.end_unix_nanos = query.to_unix_nanos;
 

@@ -24,6 +24,8 @@ class ApiHandlers {
   // "first_seen_unix_nanos", "last_seen_unix_nanos"}].
   HttpReply Services(const QueryParams& params);
   // GET /api/v1/profile?service&from&to&selector&mode&format=pprof|folded|speedscope|flamegraph
+  //     [&max_nodes=N] (not with pprof): the N largest call-tree nodes, the
+  //     rest merged into "other" (export/max_nodes.h).
   HttpReply Profile(const QueryParams& params, int64_t now_unix_nanos);
   // Both also answer X-Stackstream-Dropped-Samples: samples the agents lost
   // in the range (ring full + spool full + stacks over the summary limit);

@@ -4,14 +4,14 @@
 
 #include <chrono>
 #include <exception>
+#include <functional>
 #include <set>
 #include <thread>
 
 #include "http/api_handlers.h"
 #include "http/http_reply.h"
-#include "http/legacy_ingest.h"
-#include "http/pyroscope_querier.h"
 #include "http/time_parse.h"
+#include "pyroscope/routes.h"
 
 namespace stackstream {
 namespace collector {
@@ -61,7 +61,7 @@ void Apply(const HttpReply& reply, httplib::Response* res) {
 
 struct HttpServer::Impl {
   Impl(Store* s, Metrics* m, HttpOptions o)
-      : store(s), metrics(m), options(std::move(o)), api(s), querier(s), ingest(s, m) {}
+      : store(s), metrics(m), options(std::move(o)), api(s), pyroscope(s, m) {}
 
   // Runs "fn" for "endpoint", timing it and turning any exception into 500.
   template <typename Fn>
@@ -88,8 +88,7 @@ struct HttpServer::Impl {
   Metrics* const metrics;
   const HttpOptions options;
   ApiHandlers api;
-  PyroscopeQuerier querier;
-  LegacyIngest ingest;
+  PyroscopeRoutes pyroscope;
   std::unique_ptr<httplib::Server> server;
   std::thread thread;
   int port = 0;
@@ -116,7 +115,7 @@ void HttpServer::Impl::Route() {
     if (req.path == "/healthz" || Authorized(req)) return httplib::Server::HandlerResponse::Unhandled;
     if (metrics != nullptr) metrics->Rejected("http_unauthenticated");
     res.set_header("WWW-Authenticate", "Bearer realm=\"stackstream\"");
-    if (req.path.rfind("/querier.v1.", 0) == 0) {
+    if (req.path.rfind("/querier.v1.", 0) == 0 || req.path.rfind("/settings.v1.", 0) == 0) {
       res.status = 401;
       res.set_content(R"({"code":"unauthenticated","message":"missing or invalid bearer token"})",
                       "application/json");
@@ -177,21 +176,10 @@ void HttpServer::Impl::Route() {
   s.Get("/api/v1/series", [this](const httplib::Request& req, httplib::Response& res) {
     Serve("series", res, [&] { return api.Series(req.params, NowUnixNanos()); });
   });
-  // Grafana's Pyroscope data source (Connect protocol, unary POST).
-  s.Post(R"(/querier\.v1\.QuerierService/([A-Za-z]+))",
-         [this](const httplib::Request& req, httplib::Response& res) {
-           const std::string method = req.matches[1];
-           static const std::set<std::string> kKnown = {"ProfileTypes", "LabelNames",
-                                                        "LabelValues", "SelectMergeStacktraces",
-                                                        "SelectSeries"};
-           Serve(kKnown.count(method) ? "querier." + method : "querier.other", res, [&] {
-             return querier.Handle(method, req.get_header_value("Content-Type"), req.body,
-                                   NowUnixNanos());
-           });
-         });
-  // Pyroscope's legacy ingest (what other agents push).
-  s.Post("/ingest", [this](const httplib::Request& req, httplib::Response& res) {
-    Serve("ingest", res, [&] { return ingest.Handle(req.params, req.body, NowUnixNanos()); });
+  // Grafana's Pyroscope data source, Profiles Drilldown, legacy ingest.
+  pyroscope.Register(&s, [this](const std::string& endpoint, httplib::Response& res,
+                                const std::function<HttpReply()>& handler) {
+    Serve(endpoint, res, handler);
   });
 }
 

@@ -47,7 +47,7 @@ def main():
 
         status, h, body = call(s, "LabelNames", [(1, '{service_name="api"}'), (2, start), (3, end)])
         names = strings(decode(body), 1)
-        c.check(status == 200 and {"service_name", "env", "host"} <= set(names) and
+        c.check(status == 200 and {"service_name", "env", "host", "__profile_type__"} <= set(names) and
                 "service" not in names, "LabelNames: %s" % names)
 
         status, h, body = call(s, "LabelValues", [(1, "service_name"), (3, start), (4, end)])
@@ -117,7 +117,7 @@ def main():
         status, h, body = call(s, "SelectMergeStacktraces", [(1, "bogus:type"), (2, "{}")])
         c.check(status == 400 and json.loads(body)["code"] == "invalid_argument",
                 "unknown profile type -> invalid_argument")
-        status, h, body = call(s, "Diff", [])
+        status, h, body = call(s, "SelectHeatmap", [])
         c.check(status == 501 and json.loads(body)["code"] == "unimplemented", "unknown method -> 501")
         status, h, body = s.post("/querier.v1.QuerierService/ProfileTypes", b"\xff\xff\xff",
                                  "application/proto", CONNECT)

@@ -1,44 +1,39 @@
-// Calls stackstream's Pyroscope query API with the real Connect client
-// (@connectrpc/connect-node, what Grafana's Pyroscope backend speaks) using
-// descriptors from proto/querier/v1/querier.proto, and prints the results
-// as JSON for test_connect_client.py to check.
-//   node client.mjs <descriptor-set.pb> <base-url> <now-ms>
+// Makes Pyroscope query API calls with the real Connect client
+// (@connectrpc/connect-node: what Grafana's Pyroscope data source backend
+// speaks) using descriptors built from proto/querier/v1/querier.proto, once
+// with the binary codec and once with the JSON codec, and prints every
+// response (or Connect error) as JSON for the Python tests to check.
+//   node client.mjs <descriptor-set.pb> <base-url> <calls.json>
+// calls.json: [{"method": "SelectMergeStacktraces", "request": {<proto3 JSON>}}, ...]
+// Output: {"proto": [result, ...], "json": [result, ...]}, result is
+// {"response": <proto3 JSON>} or {"error": {"code": N, "message": "..."}}.
 import { readFileSync } from "node:fs";
-import { createFileRegistry, fromBinary, toJson } from "@bufbuild/protobuf";
+import { createFileRegistry, fromBinary, fromJson, toJson } from "@bufbuild/protobuf";
 import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { createClient, ConnectError } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 
-const [descPath, baseUrl, nowArg] = process.argv.slice(2);
+const [descPath, baseUrl, callsPath] = process.argv.slice(2);
 const registry = createFileRegistry(fromBinary(FileDescriptorSetSchema, readFileSync(descPath)));
 const service = registry.getService("querier.v1.QuerierService");
+const calls = JSON.parse(readFileSync(callsPath, "utf8"));
+const lower = (s) => s[0].toLowerCase() + s.slice(1);
 const out = {};
 for (const binary of [true, false]) {
   const transport = createConnectTransport({ baseUrl, httpVersion: "1.1", useBinaryFormat: binary });
   const client = createClient(service, transport);
-  const now = BigInt(nowArg);
-  const start = now - 30n * 60n * 1000n;
-  const tag = binary ? "proto" : "json";
-  const res = {};
-  const msg = (name, m) => toJson(registry.getMessage("querier.v1." + name), m);
-  res.profileTypes = msg("ProfileTypesResponse", await client.profileTypes({ start, end: now }));
-  res.labelNames = msg("LabelNamesResponse",
-    await client.labelNames({ matchers: ['{service_name="api"}'], start, end: now }));
-  res.labelValues = msg("LabelValuesResponse",
-    await client.labelValues({ name: "service_name", start, end: now }));
-  res.merge = msg("SelectMergeStacktracesResponse", await client.selectMergeStacktraces({
-    profileTypeID: "process_cpu:cpu:nanoseconds:cpu:nanoseconds",
-    labelSelector: '{service_name="api", env="prod"}', start, end: now, maxNodes: 1024n }));
-  res.series = msg("SelectSeriesResponse", await client.selectSeries({
-    profileTypeID: "process_cpu:cpu:nanoseconds:cpu:nanoseconds",
-    labelSelector: '{service_name="api"}', start, end: now, groupBy: ["env"], step: 60 }));
-  try {
-    await client.selectMergeStacktraces({ profileTypeID: "nope", labelSelector: "{" });
-    res.error = "no error";
-  } catch (e) {
-    const ce = ConnectError.from(e);
-    res.error = { code: ce.code, message: ce.rawMessage };
+  const results = [];
+  for (const call of calls) {
+    const method = service.methods.find((m) => m.name === call.method);
+    try {
+      const req = fromJson(method.input, call.request, { registry });
+      const res = await client[lower(call.method)](req);
+      results.push({ response: toJson(method.output, res, { registry }) });
+    } catch (e) {
+      const ce = ConnectError.from(e);
+      results.push({ error: { code: ce.code, message: ce.rawMessage } });
+    }
   }
-  out[tag] = res;
+  out[binary ? "proto" : "json"] = results;
 }
 console.log(JSON.stringify(out));

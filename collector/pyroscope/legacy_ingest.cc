@@ -1,4 +1,4 @@
-#include "http/legacy_ingest.h"
+#include "pyroscope/legacy_ingest.h"
 
 #include <cstdlib>
 #include <string_view>

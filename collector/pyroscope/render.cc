@@ -149,8 +149,8 @@ HttpReply Guard(Fn fn) {
 
 HttpReply RenderApi::Render(const QueryParams& params, int64_t now) {
   return Guard([&] {
-    std::string format = "json";
-    GetParam(params, "format", &format);
+    std::string format;
+    if (!GetParam(params, "format", &format) || format.empty()) format = "json";
     if (format != "json" && format != "dot") BadParam("format", "must be json or dot");
     const RenderQuery q = ParseRenderQuery(params, "query", "from", "until", now);
     const int64_t max_nodes = MaxNodesParam(params);
@@ -177,8 +177,8 @@ HttpReply RenderApi::Render(const QueryParams& params, int64_t now) {
 
 HttpReply RenderApi::RenderDiff(const QueryParams& params, int64_t now) {
   return Guard([&] {
-    std::string format = "json";
-    GetParam(params, "format", &format);
+    std::string format;
+    if (!GetParam(params, "format", &format) || format.empty()) format = "json";
     if (format != "json") BadParam("format", "must be json");
     const RenderQuery left = ParseRenderQuery(params, "leftQuery", "leftFrom", "leftUntil", now);
     const RenderQuery right =

@@ -15,6 +15,8 @@ PACKAGES=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev golang-go google-perftools libgoogle-perftools-dev
   sqlite3 curl procps psmisc openssl
+  # deploy-file checks: YAML parsing, systemd-analyze verify
+  python3-yaml systemd
   # a real Prometheus server scrapes /metrics in a test
   prometheus
 )

@@ -2,10 +2,9 @@
 
 #include <algorithm>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <unordered_map>
 #include <utility>
-
-#include <nlohmann/json.hpp>
 
 #include "export/max_nodes.h"
 
@@ -34,8 +33,7 @@ std::vector<FlameRow> FlameGraphRows(const Profile& profile, CallTree::Order ord
 std::string FlameGraphFrameJson(const std::vector<FlameRow>& rows, int64_t value_scale,
                                 const std::string& unit) {
   using nlohmann::json;
-  json level = json::array(), value = json::array(), self = json::array(),
-       label = json::array();
+  json level = json::array(), value = json::array(), self = json::array(), label = json::array();
   for (const FlameRow& r : rows) {
     level.push_back(r.level);
     value.push_back(r.value * value_scale);
@@ -95,12 +93,15 @@ PyroscopeFlameGraph BuildPyroscopeFlameGraph(const Profile& profile, int64_t max
     lv.push_back(intern(n.name));
     level_end[it.level] = it.x + n.total;
     out.max_self = std::max(out.max_self, n.self * value_scale);
-    // Children left to right; pushed in reverse so the leftmost pops first.
-    int64_t x = it.x + n.total;
-    for (auto c = n.children.rbegin(); c != n.children.rend(); ++c) {
-      x -= nodes[*c].total;
-      todo.push_back({*c, x, it.level + 1});
+    // Children from the parent's start, left to right; pushed in reverse so
+    // the leftmost pops first.
+    const size_t first = todo.size();
+    int64_t x = it.x;
+    for (uint32_t c : n.children) {
+      todo.push_back({c, x, it.level + 1});
+      x += nodes[c].total;
     }
+    std::reverse(todo.begin() + first, todo.end());
   }
   out.total = nodes[0].total * value_scale;
   return out;
@@ -178,12 +179,14 @@ PyroscopeFlameGraphDiff BuildPyroscopeFlameGraphDiff(const Profile& left, int64_
     left_end[it.level] = it.lx + n.left_total;
     right_end[it.level] = it.rx + n.right_total;
     out.max_self = std::max({out.max_self, n.left_self * left_scale, n.right_self * right_scale});
-    int64_t lx = it.lx + n.left_total, rx = it.rx + n.right_total;
-    for (auto c = n.children.rbegin(); c != n.children.rend(); ++c) {
-      lx -= nodes[c->second].left_total;
-      rx -= nodes[c->second].right_total;
-      todo.push_back({c->second, lx, rx, it.level + 1});
+    const size_t first = todo.size();
+    int64_t lx = it.lx, rx = it.rx;
+    for (const auto& [name, c] : n.children) {
+      todo.push_back({c, lx, rx, it.level + 1});
+      lx += nodes[c].left_total;
+      rx += nodes[c].right_total;
     }
+    std::reverse(todo.begin() + first, todo.end());
   }
   out.left_ticks = nodes[0].left_total * left_scale;
   out.right_ticks = nodes[0].right_total * right_scale;

@@ -39,8 +39,8 @@ std::string FlameGraphFrameJson(const std::vector<FlameRow>& rows, int64_t value
                                 const std::string& unit);
 
 struct PyroscopeFlameGraph {
-  std::vector<std::string> names;             // names[0] == "total"
-  std::vector<std::vector<int64_t>> levels;   // 4 int64s per node
+  std::vector<std::string> names;            // names[0] == "total"
+  std::vector<std::vector<int64_t>> levels;  // 4 int64s per node
   int64_t total = 0;
   int64_t max_self = 0;
 };
@@ -52,7 +52,7 @@ PyroscopeFlameGraph BuildPyroscopeFlameGraph(const Profile& profile, int64_t max
                                              int64_t value_scale);
 
 struct PyroscopeFlameGraphDiff {
-  std::vector<std::string> names;            // names[0] == "total"
+  std::vector<std::string> names;  // names[0] == "total"
   // 7 int64s per node: left x_delta, left total, left self, right x_delta,
   // right total, right self, name index.
   std::vector<std::vector<int64_t>> levels;

@@ -16,11 +16,16 @@ void Fail(const std::string& code, const std::string& message) {
 void FailIfError(const Status& s) {
   if (s.ok()) return;
   switch (s.code()) {
-    case Status::kInvalidArgument: Fail("invalid_argument", s.message());
-    case Status::kNotFound: Fail("not_found", s.message());
-    case Status::kUnavailable: Fail("unavailable", s.message());
-    case Status::kResourceExhausted: Fail("resource_exhausted", s.message());
-    default: Fail("internal", s.message());
+    case Status::kInvalidArgument:
+      Fail("invalid_argument", s.message());
+    case Status::kNotFound:
+      Fail("not_found", s.message());
+    case Status::kUnavailable:
+      Fail("unavailable", s.message());
+    case Status::kResourceExhausted:
+      Fail("resource_exhausted", s.message());
+    default:
+      Fail("internal", s.message());
   }
 }
 
@@ -42,8 +47,7 @@ bool IsJsonContentType(const std::string& content_type) {
   std::string ct = content_type.substr(0, content_type.find(';'));
   while (!ct.empty() && ct.back() == ' ') ct.pop_back();
   for (char& c : ct) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (ct == "application/proto" || ct == "application/x-protobuf" ||
-      ct == "application/protobuf") {
+  if (ct == "application/proto" || ct == "application/x-protobuf" || ct == "application/protobuf") {
     return false;
   }
   if (ct == "application/json" || ct.empty()) return true;

@@ -15,15 +15,15 @@ namespace collector {
 namespace pyroscope {
 
 struct ProfileTypeInfo {
-  const char* id;           // e.g. "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
-  const char* name;         // the ID's first part (Pyroscope's __name__)
+  const char* id;    // e.g. "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
+  const char* name;  // the ID's first part (Pyroscope's __name__)
   const char* sample_type;
   const char* sample_unit;
   const char* period_type;
   const char* period_unit;
-  const char* mode;         // stackstream's mode
-  bool scale_by_period;     // value = samples x Profile::period_nanos; else samples
-  const char* units;        // flamebearer metadata.units ("samples", "objects", "bytes")
+  const char* mode;      // stackstream's mode
+  bool scale_by_period;  // value = samples x Profile::period_nanos; else samples
+  const char* units;     // flamebearer metadata.units ("samples", "objects", "bytes")
 };
 
 // Every profile type, in the order ProfileTypes lists them.

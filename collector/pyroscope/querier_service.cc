@@ -109,8 +109,7 @@ std::vector<std::string> ModesFor(const Selection& selection) {
   if (selection.type_labels.empty()) return {""};
   std::vector<std::string> modes;
   for (const ProfileTypeInfo& t : AllProfileTypes()) {
-    if (TypeMatches(selection, t) &&
-        std::find(modes.begin(), modes.end(), t.mode) == modes.end()) {
+    if (TypeMatches(selection, t) && std::find(modes.begin(), modes.end(), t.mode) == modes.end()) {
       modes.push_back(t.mode);
     }
   }
@@ -143,16 +142,16 @@ void LabelNames(Store* store, const qv1::LabelNamesRequest& req, qv1::LabelNames
       for (const auto& n : names) out.insert(ToPyroscopeLabel(n));
     }
     out.insert("service_name");
-    for (const char* n : {"__name__", "__profile_type__", "__type__", "__unit__",
-                          "__period_type__", "__period_unit__"}) {
+    for (const char* n : {"__name__", "__profile_type__", "__type__", "__unit__", "__period_type__",
+                          "__period_unit__"}) {
       out.insert(n);
     }
   }
   for (const auto& n : out) resp->add_names(n);
 }
 
-void LabelValues(Store* store, const qv1::LabelValuesRequest& req,
-                 qv1::LabelValuesResponse* resp, int64_t now) {
+void LabelValues(Store* store, const qv1::LabelValuesRequest& req, qv1::LabelValuesResponse* resp,
+                 int64_t now) {
   int64_t from, to;
   Range(req.start(), req.end(), now, &from, &to, true);
   const std::string name = ToStoreLabel(req.name());
@@ -256,13 +255,13 @@ void SelectMergeStacktraces(Store* store, const qv1::SelectMergeStacktracesReque
           profile, MaxNodes(req.has_max_nodes(), req.max_nodes()), scale));
       break;
     case qv1::PROFILE_FORMAT_DOT:
-      resp->set_dot(exporter::ExportDot(profile,
-                                        MaxNodes(req.has_max_nodes(), req.max_nodes(),
-                                                 kDefaultDotNodes),
-                                        scale, type.sample_unit));
+      resp->set_dot(exporter::ExportDot(
+          profile, MaxNodes(req.has_max_nodes(), req.max_nodes(), kDefaultDotNodes), scale,
+          type.sample_unit));
       break;
     case qv1::PROFILE_FORMAT_PPROF: {
-      Profile cut = exporter::TruncateToMaxNodes(profile, req.has_max_nodes() ? req.max_nodes() : 0);
+      Profile cut =
+          exporter::TruncateToMaxNodes(profile, req.has_max_nodes() ? req.max_nodes() : 0);
       if (!resp->mutable_pprof()->mutable_profile()->ParseFromString(EncodePprof(cut))) {
         Fail("internal", "cannot re-read the encoded pprof profile");
       }
@@ -385,8 +384,8 @@ void SelectSeries(Store* store, const qv1::SelectSeriesRequest& req,
   const size_t limit = req.has_limit() && req.limit() > 0
                            ? std::min<size_t>(static_cast<size_t>(req.limit()), kMaxSeries)
                            : kMaxSeries;
-  const bool average = req.has_aggregation() &&
-                       req.aggregation() == qv1::TIME_SERIES_AGGREGATION_TYPE_AVERAGE;
+  const bool average =
+      req.has_aggregation() && req.aggregation() == qv1::TIME_SERIES_AGGREGATION_TYPE_AVERAGE;
   const bool exemplars = req.exemplar_type() == qv1::EXEMPLAR_TYPE_INDIVIDUAL;
   if (!TypeMatches(selection, type)) return;
   const std::vector<std::string> services = SelectServices(store, selection.labels);
@@ -461,7 +460,8 @@ void SelectSeries(Store* store, const qv1::SelectSeriesRequest& req,
       q.mode = type.mode;
       std::vector<SeriesPoint> sp;
       FailIfError(store->Series(q, step, function, &sp));
-      const int64_t scale = sp.empty() ? 1 : SampleValue(store, type, q, sp.front().unix_nanos, step);
+      const int64_t scale =
+          sp.empty() ? 1 : SampleValue(store, type, q, sp.front().unix_nanos, step);
       for (const SeriesPoint& p : sp) {
         const int64_t v = function.empty() ? p.total : p.matched;
         points[p.unix_nanos / kNanosPerMilli].sum += static_cast<double>(v) * scale;
@@ -565,8 +565,7 @@ HttpReply QuerierService::Handle(const std::string& method, const std::string& c
   }
 }
 
-HttpReply QuerierService::HandleSettings(const std::string& method,
-                                         const std::string& content_type,
+HttpReply QuerierService::HandleSettings(const std::string& method, const std::string& content_type,
                                          const std::string&) {
   try {
     const bool json = IsJsonContentType(content_type);

@@ -43,8 +43,10 @@ std::string TypeLabel(const ProfileTypeInfo& type, const std::string& name) {
 
 bool MatcherMatches(const LabelMatcher& m, const std::string& value) {
   switch (m.op) {
-    case LabelMatcher::kEq: return value == m.value;
-    case LabelMatcher::kNotEq: return value != m.value;
+    case LabelMatcher::kEq:
+      return value == m.value;
+    case LabelMatcher::kNotEq:
+      return value != m.value;
     case LabelMatcher::kRegex:
     case LabelMatcher::kNotRegex: {
       bool match = false;

@@ -25,7 +25,7 @@ inline constexpr int64_t kNanosPerSecond = 1000000000;
 
 // A parsed label selector.
 struct Selection {
-  std::vector<LabelMatcher> labels;      // store labels ("service", not "service_name")
+  std::vector<LabelMatcher> labels;       // store labels ("service", not "service_name")
   std::vector<LabelMatcher> type_labels;  // matchers on the profile-type pseudo-labels
 };
 

@@ -45,7 +45,8 @@ int64_t MaxNodesParam(const QueryParams& params) {
   for (const char* name : {"max-nodes", "maxNodes", "max_nodes"}) {
     std::string text;
     if (!GetParam(params, name, &text)) continue;
-    if (text.empty() || text.size() > 9 || text.find_first_not_of("0123456789") != std::string::npos) {
+    if (text.empty() || text.size() > 9 ||
+        text.find_first_not_of("0123456789") != std::string::npos) {
       BadParam(name, "must be a positive integer");
     }
     const int64_t v = std::stoll(text);
@@ -85,7 +86,8 @@ RenderQuery ParseRenderQuery(const QueryParams& params, const std::string& query
       BadParam(query_name, "\"" + prefix.substr(0, 200) +
                                "\" is neither a profile type ID nor <app>.<cpu|wall|...>");
     }
-    out.selection.labels.push_back(LabelMatcher{"service", LabelMatcher::kEq, prefix.substr(0, dot)});
+    out.selection.labels.push_back(
+        LabelMatcher{"service", LabelMatcher::kEq, prefix.substr(0, dot)});
   }
   out.to = Time(params, until_name, now, now);
   out.from = Time(params, from_name, out.to - 3600 * kNanosPerSecond, now);
@@ -163,7 +165,8 @@ HttpReply RenderApi::Render(const QueryParams& params, int64_t now) {
                                        q.type->sample_unit);
       return reply;
     }
-    exporter::PyroscopeFlameGraph fg = exporter::BuildPyroscopeFlameGraph(profile, max_nodes, scale);
+    exporter::PyroscopeFlameGraph fg =
+        exporter::BuildPyroscopeFlameGraph(profile, max_nodes, scale);
     return JsonReply(json{{"version", 1},
                           {"flamebearer",
                            {{"names", fg.names},

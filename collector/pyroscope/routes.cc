@@ -15,10 +15,16 @@ void PyroscopeRoutes::Register(httplib::Server* server, Serve serve) {
   s.Post(R"(/querier\.v1\.QuerierService/([A-Za-z]+))",
          [this, serve](const httplib::Request& req, httplib::Response& res) {
            const std::string method = req.matches[1];
-           static const std::set<std::string> kKnown = {
-               "ProfileTypes", "LabelNames",         "LabelValues",
-               "Series",       "SelectMergeStacktraces", "SelectMergeSpanProfile",
-               "SelectMergeProfile", "SelectSeries", "Diff", "GetProfileStats"};
+           static const std::set<std::string> kKnown = {"ProfileTypes",
+                                                        "LabelNames",
+                                                        "LabelValues",
+                                                        "Series",
+                                                        "SelectMergeStacktraces",
+                                                        "SelectMergeSpanProfile",
+                                                        "SelectMergeProfile",
+                                                        "SelectSeries",
+                                                        "Diff",
+                                                        "GetProfileStats"};
            serve(kKnown.count(method) ? "querier." + method : "querier.other", res, [&] {
              return querier_.Handle(method, req.get_header_value("Content-Type"), req.body,
                                     NowUnixNanos());
@@ -28,8 +34,7 @@ void PyroscopeRoutes::Register(httplib::Server* server, Serve serve) {
          [this, serve](const httplib::Request& req, httplib::Response& res) {
            const std::string method = req.matches[1];
            serve("settings", res, [&] {
-             return querier_.HandleSettings(method, req.get_header_value("Content-Type"),
-                                            req.body);
+             return querier_.HandleSettings(method, req.get_header_value("Content-Type"), req.body);
            });
          });
   s.Get("/pyroscope/render", [this, serve](const httplib::Request& req, httplib::Response& res) {

@@ -1,14 +1,18 @@
 // Exporters on hand-built Profiles: folded, speedscope, Grafana flame-graph
-// rows, Pyroscope levels, top and diff.
+// rows, Pyroscope levels (single, diff, tree bytes), DOT, top, diff, max-nodes
+// truncation and call-site selection.
 #include <gtest/gtest.h>
 
 #include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
 
+#include "export/call_site.h"
 #include "export/diff.h"
+#include "export/dot.h"
 #include "export/flamegraph.h"
 #include "export/folded.h"
+#include "export/max_nodes.h"
 #include "export/speedscope.h"
 #include "export/top.h"
 #include "profile_fixture.h"
@@ -232,7 +236,8 @@ TEST(PyroscopeLevelsTest, ChildrenLieInsideParentsAndMaxNodesFoldsIntoOther) {
   Profile p = MakeProfile(stacks);
   PyroscopeFlameGraph fg = BuildPyroscopeFlameGraph(p, 10, 2);
   auto nodes = Decode(fg);
-  EXPECT_LE(nodes.size(), 11u);  // 10 kept + one "other"
+  // The root "total", the 10 largest nodes below it (main and 9 f's), one "other".
+  EXPECT_EQ(nodes.size(), 12u);
   int64_t level2 = 0;
   bool other = false;
   for (const auto& n : nodes) {
@@ -325,6 +330,105 @@ TEST(DiffTest, PercentagesCompareRangesOfDifferentLength) {
   for (const auto& r : Diff(base, target).rows) {
     EXPECT_DOUBLE_EQ(r.delta_self_pct, 0.0) << r.function;
   }
+}
+
+// ---- max nodes, call site, diff levels, tree bytes, DOT ---------------------
+
+TEST(MaxNodesTest, KeepsTheLargestNodesAndMergesTheRestIntoOther) {
+  // main(21) -> a(10), b(6), c(3), d(2); a -> x(10).
+  Profile p = MakeProfile({{"main;a;x", 10}, {"main;b", 6}, {"main;c", 3}, {"main;d", 2}});
+  // 4 largest non-root nodes: main 21, a 10, x 10, b 6; c and d fold into other.
+  EXPECT_EQ(ExportFolded(TruncateToMaxNodes(p, 4)), "main;a;x 10\nmain;b 6\nmain;other 5\n");
+  // Ties keep every node of the threshold size.
+  EXPECT_EQ(ExportFolded(TruncateToMaxNodes(p, 3)), "main;a;x 10\nmain;other 11\n");
+  EXPECT_EQ(ExportFolded(TruncateToMaxNodes(p, 1)), "main;other 21\n");
+  // Small enough or disabled: unchanged.
+  EXPECT_EQ(ExportFolded(TruncateToMaxNodes(p, 6)), ExportFolded(p));
+  EXPECT_EQ(ExportFolded(TruncateToMaxNodes(p, 0)), ExportFolded(p));
+  EXPECT_EQ(TruncateToMaxNodes(p, 4).TotalCount(), p.TotalCount());
+}
+
+TEST(MaxNodesTest, TruncatedStacksKeepTheirMarkerAndFramesKeepFileAndLine) {
+  Profile p = MakeProfile({{"f;g", 4, true}, {"main;h", 1}, {"main;k", 1}});
+  Profile cut = TruncateToMaxNodes(p, 3);  // [truncated] 4, f 4, g 4 (main 2 < 4)
+  EXPECT_EQ(ExportFolded(cut), "[truncated];f;g 4\nother 2\n");
+  bool file_kept = false;
+  for (const Frame& f : cut.frames) file_kept = file_kept || (f.function == "g" && f.file == p.frames[0].file);
+  EXPECT_TRUE(file_kept);
+}
+
+TEST(CallSiteTest, SelectsTheStacksBelowAFunction) {
+  EXPECT_EQ(ExportFolded(SelectCallSite(Example(), {"main", "foo"})), "main;foo 1\nmain;foo;bar 3\n");
+  EXPECT_EQ(ExportFolded(SelectCallSite(Example(), {"main", "foo", "bar", "deeper"})), "");
+  EXPECT_EQ(ExportFolded(SelectCallSite(Example(), {"foo"})), "");
+  EXPECT_EQ(ExportFolded(SelectCallSite(Example(), {})), ExportFolded(Example()));
+}
+
+TEST(PyroscopeDiffTest, SevenValuesPerNodeWithBothSides) {
+  Profile left = Example();                                        // main;baz 2 of 6
+  Profile right = MakeProfile({{"main;baz", 8}, {"main;new", 2}});  // main;baz 8 of 10
+  PyroscopeFlameGraphDiff d = BuildPyroscopeFlameGraphDiff(left, 1, right, 10, 0);
+  EXPECT_EQ(d.left_ticks, 6);
+  EXPECT_EQ(d.right_ticks, 100);
+  EXPECT_EQ(d.total, 106);
+  ASSERT_EQ(d.levels[0], (std::vector<int64_t>{0, 6, 0, 0, 100, 0, 0}));
+  std::map<std::string, std::vector<int64_t>> by_name;
+  for (size_t l = 0; l < d.levels.size(); ++l) {
+    ASSERT_EQ(d.levels[l].size() % 7, 0u);
+    for (size_t i = 0; i < d.levels[l].size(); i += 7) {
+      by_name[d.names[d.levels[l][i + 6]]] =
+          std::vector<int64_t>(d.levels[l].begin() + i, d.levels[l].begin() + i + 6);
+    }
+  }
+  // Level 2 by name: baz, foo, new. baz starts both sides at 0.
+  EXPECT_EQ(by_name["baz"], (std::vector<int64_t>{0, 2, 2, 0, 80, 80}));
+  EXPECT_EQ(by_name["foo"], (std::vector<int64_t>{0, 4, 1, 0, 0, 0}));  // right: absent
+  EXPECT_EQ(by_name["new"], (std::vector<int64_t>{0, 0, 0, 0, 20, 20}));  // x 80 = after baz
+  EXPECT_EQ(d.max_self, 80);
+}
+
+// Decodes Pyroscope tree bytes into "name self [children]" lines, depth-first.
+std::vector<std::string> DecodeTree(const std::string& b) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  auto uvarint = [&]() {
+    uint64_t v = 0;
+    for (int shift = 0; pos < b.size(); shift += 7) {
+      uint8_t c = static_cast<uint8_t>(b[pos++]);
+      v |= static_cast<uint64_t>(c & 0x7f) << shift;
+      if (!(c & 0x80)) break;
+    }
+    return v;
+  };
+  while (pos < b.size()) {
+    const uint64_t len = uvarint();
+    std::string name = b.substr(pos, len);
+    pos += len;
+    const uint64_t self = uvarint();
+    const uint64_t kids = uvarint();
+    out.push_back(name + " " + std::to_string(self) + " " + std::to_string(kids));
+  }
+  return out;
+}
+
+TEST(PyroscopeTreeTest, DepthFirstNameSelfChildren) {
+  // Root (empty name), then the last child first (a stack of pending nodes).
+  EXPECT_EQ(DecodeTree(EncodePyroscopeTree(Example(), 0, 10)),
+            (std::vector<std::string>{" 0 1", "main 0 2", "foo 10 1", "bar 30 0", "baz 20 0"}));
+  EXPECT_EQ(EncodePyroscopeTree(Profile(), 0, 1), "");
+}
+
+TEST(DotTest, NodesAndWeightedEdges) {
+  std::string dot = ExportDot(Example(), 0, 10, "ns");
+  EXPECT_EQ(dot.rfind("digraph", 0), 0u);
+  EXPECT_NE(dot.find("Total: 60 ns"), std::string::npos);
+  EXPECT_NE(dot.find("bar\\n30 ns (50.00%)\\nof 30 ns (50.00%)"), std::string::npos);
+  EXPECT_NE(dot.find("[label=\"40 ns\""), std::string::npos);  // main -> foo
+  EXPECT_EQ(dot.back(), '\n');
+  // max_nodes keeps the largest functions and drops edges to the others.
+  std::string small = ExportDot(Example(), 2, 1, "");
+  EXPECT_EQ(small.find("bar"), std::string::npos);
+  EXPECT_EQ(small.find("baz"), std::string::npos);
 }
 
 }  // namespace

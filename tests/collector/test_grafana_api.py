@@ -221,6 +221,11 @@ def main():
                 "Drilldown JSON SelectMergeStacktraces 200")
         c.near(a_share(share_levels(fg.get("names", []), fg.get("levels", []))), 70, TOL,
                "Drilldown JSON (mixed names, unknown fields, call_site %s) fixture_hot_a share" % root_child + "")
+        status, doc = post_json(col, "/querier.v1.QuerierService/SelectMergeStacktraces", {
+            "profileTypeID": CPU, "labelSelector": sel1, "start": start, "end": end,
+            "stackTraceSelector": {"call_site": [{"name": root_child}, {"name": "no_such_function"}]}})
+        c.check(status == 200 and int(doc.get("flamegraph", {}).get("total", 0)) == 0,
+                "call_site below a function that never ran selects nothing")
         status, doc = post_json(col, "/querier.v1.QuerierService/GetProfileStats", {"whatever": 1})
         c.check(status == 200 and doc.get("dataIngested") is True, "Drilldown JSON GetProfileStats %s" % doc)
         status, doc = post_json(col, "/querier.v1.QuerierService/Series", {

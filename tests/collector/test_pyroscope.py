@@ -124,6 +124,39 @@ def main():
         c.check(status == 400 and json.loads(body)["code"] == "invalid_argument", "garbage body -> 400")
         status, h, body = s.post("/querier.v1.QuerierService/ProfileTypes", b"", "text/plain", CONNECT)
         c.check(status == 400, "wrong content type -> 400")
+        # Bad input on every method and on render: a clear 4xx, never a crash.
+        for method in ("Series", "SelectMergeProfile", "SelectMergeSpanProfile", "Diff",
+                       "GetProfileStats", "SelectSeries", "LabelNames"):
+            status, h, body = s.post("/querier.v1.QuerierService/" + method, b"\x0a\xff\xff\xff",
+                                     "application/proto", CONNECT)
+            c.check(status == 400 and json.loads(body)["code"] == "invalid_argument",
+                    method + ": truncated protobuf -> 400 invalid_argument")
+            status, h, body = s.post("/querier.v1.QuerierService/" + method, b'{"start": "soon"',
+                                     "application/json", CONNECT)
+            c.check(status == 400 and json.loads(body)["code"] == "invalid_argument",
+                    method + ": broken JSON -> 400 invalid_argument")
+        status, h, body = call(s, "Diff", [(1, [(1, CPU), (2, "{}")])])
+        c.check(status == 400 and "right" in json.loads(body)["message"], "Diff without right -> 400")
+        status, h, body = call(s, "SelectMergeStacktraces", [(1, CPU), (2, "{}"), (8, "not-an-id")])
+        c.check(status == 400 and "profile_id_selector" in json.loads(body)["message"],
+                "foreign profile id -> 400")
+        for qs, param in [("query=bogus%7B%7D", "query"), ("", "query"),
+                          ("query=" + CPU + "%7B&from=now-1h", "query"),
+                          ("query=" + CPU + "%7B%7D&from=soon", "from"),
+                          ("query=" + CPU + "%7B%7D&max-nodes=-3", "max-nodes"),
+                          ("query=" + CPU + "%7B%7D&format=svg", "format")]:
+            status, h, body = s.get("/pyroscope/render", raw_query=qs)
+            c.check(status == 400 and param in json.loads(body).get("error", ""),
+                    "render %s -> 400 naming %s (%s)" % (qs, param, body[:100]))
+        status, h, body = s.get("/pyroscope/render-diff", raw_query="leftQuery=" + CPU + "%7B%7D")
+        c.check(status == 400 and "rightQuery" in json.loads(body).get("error", ""),
+                "render-diff without rightQuery -> 400")
+        # Legacy "app.cpu{...}" render query and the fixture's numbers.
+        status, h, body = s.get("/pyroscope/render", raw_query="query=api.cpu%7Benv%3D%22prod%22%7D&from=now-30m")
+        doc = json.loads(body) if status == 200 else {}
+        c.check(doc.get("flamebearer", {}).get("numTicks") == 6 * MS and
+                doc["flamebearer"]["levels"][0] == [0, 6 * MS, 0, 0],
+                "render api.cpu{env=prod}: numTicks 60ms, root level")
         c.check(s.alive(), "server alive")
 
         legacy_ingest(s)

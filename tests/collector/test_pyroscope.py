@@ -102,6 +102,16 @@ def main():
                     for p in decode(sr).get(2, []))
         c.check(status == 200 and total == 4 * MS, "stack_trace_selector main>foo: %s" % total)
 
+        # aggregation: SUM adds the two api streams (prod 6, dev 5 samples at
+        # now-10m); AVERAGE is the mean over the streams with data in the step.
+        for agg, want in ((0, 11 * MS), (1, 11 * MS / 2)):
+            status, h, body = call(s, "SelectSeries", [
+                (1, CPU), (2, '{service_name="api"}'), (3, start), (4, end),
+                (6, ("double", 3600.0)), (7, agg)])
+            total = sum(decode(p).get(1, [0])[0] for sr in decode(body).get(1, [])
+                        for p in decode(sr).get(2, []))
+            c.check(status == 200 and total == want, "SelectSeries aggregation %d: %s" % (agg, total))
+
         # Connect JSON
         status, h, body = s.post("/querier.v1.QuerierService/LabelValues",
                                  json.dumps({"name": "service_name"}).encode(), "application/json",

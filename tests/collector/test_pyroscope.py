@@ -102,6 +102,13 @@ def main():
                     for p in decode(sr).get(2, []))
         c.check(status == 200 and total == 4 * MS, "stack_trace_selector main>foo: %s" % total)
 
+        status, h, body = call(s, "SelectSeries", [
+            (1, CPU), (2, '{service_name="api"}'), (3, start), (4, end), (5, "env"),
+            (6, ("double", 60.0)), (9, 1)])
+        labels = [strings(decode(l), 2)[0] for sr in decode(body).get(1, [])
+                  for l in decode(sr).get(1, [])]
+        c.check(status == 200 and labels == ["prod"], "SelectSeries limit 1 keeps the largest: %s" % labels)
+
         # aggregation: SUM adds the two api streams (prod 6, dev 5 samples at
         # now-10m); AVERAGE is the mean over the streams with data in the step.
         for agg, want in ((0, 11 * MS), (1, 11 * MS / 2)):

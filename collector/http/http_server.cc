@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "http/api_handlers.h"
+#include "http/elastic_pool.h"
 #include "http/http_reply.h"
 #include "http/legacy_ingest.h"
 #include "http/pyroscope_querier.h"
@@ -41,6 +42,13 @@ Status SplitHostPort(const std::string& listen, std::string* host, int* port) {
     return Status::InvalidArgument("http listen address \"" + listen + "\": bad port");
   }
   return Status::OK();
+}
+
+// The UI's static files and the redirects to them: public (they hold no
+// data; the API calls they make need the token).
+bool IsUiPath(const std::string& path) {
+  return path == "/" || path == "/ui" || path.rfind("/ui/", 0) == 0 || path == "/speedscope" ||
+         path.rfind("/speedscope/", 0) == 0;
 }
 
 bool ConstantTimeEquals(const std::string& a, const std::string& b) {
@@ -82,6 +90,7 @@ struct HttpServer::Impl {
   }
 
   void Route();
+  void ServeUi();
   bool Authorized(const httplib::Request& req) const;
 
   Store* const store;
@@ -108,12 +117,21 @@ bool HttpServer::Impl::Authorized(const httplib::Request& req) const {
 void HttpServer::Impl::Route() {
   httplib::Server& s = *server;
   s.set_payload_max_length(kMaxBodyBytes);
-  s.set_read_timeout(10, 0);
+  // A stalled header or body read ends the request with a 400 after
+  // kHttpReadTimeoutSeconds; an idle keep-alive connection is closed after
+  // kHttpKeepAliveSeconds. Each open connection holds one pool worker.
+  s.new_task_queue = [] {
+    return new ElasticPool(kMaxHttpThreads, std::chrono::seconds(30));
+  };
+  s.set_read_timeout(kHttpReadTimeoutSeconds, 0);
   s.set_write_timeout(30, 0);
+  s.set_keep_alive_timeout(kHttpKeepAliveSeconds);
   s.set_keep_alive_max_count(1000);
 
   s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (req.path == "/healthz" || Authorized(req)) return httplib::Server::HandlerResponse::Unhandled;
+    if (req.path == "/healthz" || IsUiPath(req.path) || Authorized(req)) {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
     if (metrics != nullptr) metrics->Rejected("http_unauthenticated");
     res.set_header("WWW-Authenticate", "Bearer realm=\"stackstream\"");
     if (req.path.rfind("/querier.v1.", 0) == 0) {
@@ -189,10 +207,56 @@ void HttpServer::Impl::Route() {
                                    NowUnixNanos());
            });
          });
+  ServeUi();
   // Pyroscope's legacy ingest (what other agents push).
   s.Post("/ingest", [this](const httplib::Request& req, httplib::Response& res) {
     Serve("ingest", res, [&] { return ingest.Handle(req.params, req.body, NowUnixNanos()); });
   });
+}
+
+void HttpServer::Impl::ServeUi() {
+  httplib::Server& s = *server;
+  const std::string& dir = options.ui_dir;
+  auto redirect = [](const char* to) {
+    return [to](const httplib::Request& req, httplib::Response& res) {
+      std::string location = to;
+      if (!req.params.empty()) {
+        location += "?";
+        bool first = true;
+        for (const auto& [k, v] : req.params) {
+          if (!first) location += "&";
+          first = false;
+          location += httplib::detail::encode_query_param(k) + "=" +
+                      httplib::detail::encode_query_param(v);
+        }
+      }
+      res.set_redirect(location, 302);
+    };
+  };
+  if (dir.empty()) {
+    s.Get("/", [](const httplib::Request&, httplib::Response& res) {
+      Apply(ErrorReply(404, "this collector serves no web UI (start it with --ui-dir DIR)"),
+            &res);
+    });
+    return;
+  }
+  // Tells the UI whether to ask for the token before its first API call.
+  s.Get("/ui/auth", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_header("Cache-Control", "no-store");
+    res.set_content(options.auth_token.empty() ? "{\"token_required\":false}\n"
+                                               : "{\"token_required\":true}\n",
+                    "application/json");
+  });
+  s.Get("/", redirect("/ui/"));
+  s.Get("/ui", redirect("/ui/"));
+  s.Get("/speedscope", redirect("/speedscope/"));
+  const httplib::Headers headers = {{"Cache-Control", "no-cache"},
+                                    {"X-Content-Type-Options", "nosniff"}};
+  s.set_mount_point("/speedscope", dir + "/speedscope", headers);
+  s.set_mount_point("/ui", dir, headers);
+  s.set_file_extension_and_mimetype_mapping("wasm", "application/wasm");
+  s.set_file_extension_and_mimetype_mapping("woff2", "font/woff2");
+  s.set_file_extension_and_mimetype_mapping("ico", "image/x-icon");
 }
 
 HttpServer::HttpServer(Store* store, Metrics* metrics, HttpOptions options)

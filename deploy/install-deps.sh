@@ -17,6 +17,8 @@ PACKAGES=(
   sqlite3 curl procps psmisc openssl
   # a real Prometheus server scrapes /metrics in a test
   prometheus
+  # the web UI's tests drive a headless Chromium (playwright-core from npm)
+  chromium
 )
 # Real servers that tests/hosts runs under the agent (private instances on
 # free loopback ports): PostgreSQL 15 (postgres, initdb, pg_ctl, pgbench,

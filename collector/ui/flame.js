@@ -109,7 +109,7 @@ export function render(el, tree, opts = {}) {
     .width(width)
     .cellHeight(18)
     .minFrameSize(1)
-    .transitionDuration(opts.transition ?? 250)
+    .transitionDuration(0)  // the first draw; zooms animate (below)
     .inverted(!!opts.inverted)
     .sort(false)
     .tooltip(tip)
@@ -118,6 +118,7 @@ export function render(el, tree, opts = {}) {
     .onClick((d) => opts.onClick && opts.onClick(d));
   if (opts.diff) chart.computeDelta(true).setColorMapper((d) => diffColor(d));
   d3.select(el).datum(tree).call(chart);
+  chart.transitionDuration(opts.transition ?? 250);
   return chart;
 }
 

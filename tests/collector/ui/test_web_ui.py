@@ -19,6 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "pipeline"))
@@ -86,6 +88,61 @@ def wait_stable(c, selector):
     return last or {}
 
 
+def folded_tree(nodes):
+    """Folded lines whose call tree has about "nodes" nodes (20 modules x 10
+    handlers x leaves), every stack a distinct path."""
+    lines, n, i = [], 1, 0
+    while n < nodes:
+        m, hd = i % 20, (i // 20) % 10
+        lines.append("main;module_%d;handler_%d_%d;step_%d;leaf_%d %d" % (m, m, hd, i, i, 1 + i % 13))
+        n += 2 if i >= 200 else 4  # step_i and leaf_i are new; the first 200 add module/handler
+        i += 1
+    return "\n".join(lines) + "\n"
+
+
+def ingest_folded(c, service, body):
+    now = int(time.time())
+    url = c.http_url + "/ingest?" + urllib.parse.urlencode(
+        {"name": service + ".cpu", "from": now - 10, "until": now, "format": "folded",
+         "sampleRate": 100})
+    req = urllib.request.Request(url, data=body.encode(), method="POST",
+                                 headers={"Content-Type": "text/plain"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return r.status
+
+
+def render_time(t, nodes=20000, max_nodes=100000, repeat=3):
+    """Chromium's time to show a profile of "nodes" nodes; returns figures."""
+    with Collector() as c:
+        t.check(ingest_folded(c, "render-bench", folded_tree(nodes)) == 200,
+                "%d-node profile pushed through /ingest" % nodes)
+        res = browser("render", base=c.http_url, service="render-bench", nodes=nodes,
+                      max_nodes=max_nodes, repeat=repeat)
+        judge(t, res)
+        return res["figures"]
+
+
+def installed_collector_serves_ui(t):
+    """cmake --install puts the UI where the installed collector finds it."""
+    prefix = tempfile.mkdtemp(prefix="ss-ui-install-")
+    r = subprocess.run(["cmake", "--install", BUILD, "--prefix", prefix],
+                       capture_output=True, text=True, timeout=120)
+    t.check(r.returncode == 0, "cmake --install (%s)" % r.stderr[-300:])
+    import stackstream_test
+    saved = stackstream_test.COLLECTOR
+    stackstream_test.COLLECTOR = os.path.join(prefix, "bin", "stackstream-collector")
+    try:
+        with Collector() as c:
+            for path in ("/ui/", "/ui/app.js", "/ui/vendor/d3-flamegraph.min.js",
+                         "/ui/vendor/uPlot.iife.min.js", "/speedscope/index.html"):
+                status, body = c.get(path)
+                t.check(status == 200 and len(body) > 100,
+                        "installed collector serves %s (%s)" % (path, status))
+    finally:
+        stackstream_test.COLLECTOR = saved
+        shutil.rmtree(prefix, ignore_errors=True)
+
+
 def main():
     t = Checker()
     for path in (AGENT, CPU_SPLIT, COLLECTOR, os.path.join(NPM_DIR, "node_modules", "playwright-core")):
@@ -122,6 +179,14 @@ def main():
         time.sleep(1.5)
         judge(t, browser("auth", base=c.http_url, service=SERVICE, token="ui-test-token-1234"))
     shutil.rmtree(token_dir, ignore_errors=True)
+    figures = render_time(t)
+    draw = sorted(figures.get("draw_ms", [1e9]))[len(figures.get("draw_ms", [0])) // 2]
+    t.check(figures.get("nodes", 0) >= 19000 and draw < 1000,
+            "a %d-node flame graph draws in %.0f ms (median of %s; < 1000)"
+            % (figures.get("nodes", 0), draw, figures.get("draw_ms")))
+    print("figure render_20000_nodes_draw_ms %.0f" % draw)
+    print("figure render_20000_nodes_page_ms %s" % figures.get("page_ms"))
+    installed_collector_serves_ui(t)
     print("screenshots in " + SHOTS)
     t.finish()
 

@@ -33,7 +33,7 @@ export async function diff(main, st) {
     render(el, diffTree(bt, tt), { diff: true });
   }
   const rows = [...d.rows].sort((a, b) => Math.abs(b.delta_total_pct) - Math.abs(a.delta_total_pct));
-  const table = h(`<section><h2>Largest changes</h2><table class="top" id="changes"><thead><tr>
+  const table = h(`<section><h2>Largest changes</h2><table class="changes" id="changes"><thead><tr>
     <th>function</th><th>module</th><th>base total %</th><th>total %</th><th>change (points)</th>
     <th>base self %</th><th>self %</th></tr></thead><tbody>${rows.slice(0, 100).map((r) => `
     <tr data-function="${esc(r.function)}" class="${r.delta_total_pct > 0 ? 'up' : r.delta_total_pct < 0 ? 'down' : ''}">

@@ -39,6 +39,13 @@ async function ready(page) {
   await page.waitForFunction(() => document.getElementById('main')?.dataset.ready);
 }
 
+// Runs "action" (which re-renders the view) and waits for the new render.
+async function act(page, action) {
+  await page.evaluate(() => { delete document.getElementById('main').dataset.ready; });
+  await action();
+  await ready(page);
+}
+
 async function goto(page, url) {
   await page.evaluate(() => { const m = document.getElementById('main'); if (m) delete m.dataset.ready; }).catch(() => {});
   await page.goto(url);
@@ -89,6 +96,16 @@ async function views() {
   }
   await shot(page, 'profile');
 
+  // Label selector completion from the service's label names and values.
+  await page.fill('input[name="selector"]', '');
+  await page.focus('input[name="selector"]');
+  await page.type('input[name="selector"]', '{');
+  await page.waitForFunction(() => document.querySelectorAll('datalist#sel-main option').length > 0);
+  const options = await page.locator('datalist#sel-main option').evaluateAll((o) => o.map((x) => x.value));
+  check(options.includes(cfg.selector) && options.includes(cfg.diff_selector),
+    'selector completion offers ' + JSON.stringify(options));
+  await page.fill('input[name="selector"]', cfg.selector);
+
   // Click to zoom: the smaller hot function widens to the full width.
   const [small] = Object.entries(cfg.expected_total_pct).sort((a, b) => a[1] - b[1])[0];
   const before = await frameBox(page, '#flame', small);
@@ -114,8 +131,7 @@ async function views() {
   await shot(page, 'profile-search');
 
   // Top table row -> the function in the flame graph + caller/callee view.
-  await page.click(`#top tr[data-function="${small}"] a.fn`);
-  await ready(page);
+  await act(page, () => page.click(`#top tr[data-function="${small}"] a.fn`));
   await page.waitForSelector('#callers svg');
   const u = new URL(page.url());
   check(u.searchParams.get('fn') === small, 'top row click puts fn in the URL');
@@ -125,8 +141,7 @@ async function views() {
   await shot(page, 'profile-sandwich');
 
   // Sort and filter the top table.
-  await page.click('#top th[data-key="function"]');
-  await ready(page);
+  await act(page, () => page.click('#top th[data-key="function"]'));
   const names = await page.locator('#top tbody tr').evaluateAll((rows) => rows.map((r) => r.dataset.function));
   check(names.length > 1 && names.every((n, i) => i === 0 || names[i - 1].localeCompare(n) >= 0),
     'top table sorts by function');
@@ -140,8 +155,7 @@ async function views() {
   await page.mouse.down();
   await page.mouse.move(over.x + over.width * 0.5, over.y + over.height / 2, { steps: 8 });
   await page.mouse.move(over.x + over.width * 0.7, over.y + over.height / 2, { steps: 8 });
-  await page.mouse.up();
-  await ready(page);
+  await act(page, () => page.mouse.up());
   await page.waitForFunction(() => /^\d+$/.test(new URL(location.href).searchParams.get('from') || ''));
   const bu = new URL(page.url());
   const bf = Number(bu.searchParams.get('from')), bt = Number(bu.searchParams.get('to'));
@@ -149,6 +163,24 @@ async function views() {
   check(bf > now - 3600 && bt > bf && bt - bf < 3600 * 0.6,
     `brushing sets from/to in the URL (${bf}..${bt}, ${bt - bf} s)`);
   await shot(page, 'profile-brushed');
+
+  // Time presets.
+  await act(page, () => page.click('.presets button[data-from="now-15m"]'));
+  check(new URL(page.url()).searchParams.get('from') === 'now-15m', 'preset 15m sets from=now-15m');
+  await page.fill('input[name="from"]', 'now-2h');
+  await page.fill('input[name="to"]', 'now-1s');
+  await act(page, () => page.click('form.controls button[type="submit"]'));
+  const cu = new URL(page.url()).searchParams;
+  check(cu.get('from') === 'now-2h' && cu.get('to') === 'now-1s', 'custom range goes into the URL');
+  await page.waitForSelector('#flame svg');
+
+  // Dropped samples note.
+  await goto(page, cfg.base + '/ui/?' + new URLSearchParams({ service: cfg.drops_service }));
+  const note = await page.locator('#dropped').textContent().catch(() => '');
+  check(note.includes(String(cfg.dropped)), `dropped-samples note shows ${cfg.dropped}: "${note.trim()}"`);
+  await shot(page, 'profile-dropped');
+  await goto(page, cfg.base + '/ui/?' + q);
+  check(!(await page.locator('#dropped').count()), 'no dropped-samples note when nothing was lost');
 
   // Diff view: the function that grew is red, the one that shrank green.
   const dq = new URLSearchParams({ view: 'diff', service: cfg.service, from: 'now-1h', to: 'now',
@@ -213,6 +245,13 @@ async function auth() {
   await page.waitForSelector('#flame svg');
   check(!(await page.locator('#token-dialog[open]').count()), 'the token is asked once per session');
   await shot(page, 'auth-profile');
+  const [popup] = await Promise.all([page.waitForEvent('popup'), page.click('#open-speedscope')]);
+  await popup.waitForSelector('canvas', { timeout: 20000 });
+  await popup.waitForTimeout(1000);
+  check((await popup.evaluate(() => document.body.innerText)).includes(cfg.service),
+    'speedscope opens the profile with auth on (blob: URL)');
+  check(!popup.url().includes(cfg.token), 'the token is not in speedscope\'s URL');
+  await popup.close();
   // A new session asks again.
   const ctx2 = await browser.newContext();
   const page2 = await newPage(ctx2);

@@ -77,6 +77,23 @@ def top_pct(c, selector):
     return {r["function"]: r["total_pct"] for r in rows}
 
 
+def drops_run(c):
+    """A service whose agents reported dropped samples (ingest_load_client);
+    returns the API's X-Stackstream-Dropped-Samples for it."""
+    client = os.path.join(BUILD, "tests", "collector", "ingest_load_client")
+    r = subprocess.run([client, "--target", c.grpc_addr, "--agents", "1", "--summaries", "3",
+                        "--stacks", "20", "--run-id", "ui", "--service", "ui-drops",
+                        "--start-unix-s", str(int(time.time()) - 120), "--progress", "0",
+                        "--counters", "samples_dropped_ring_full=7"],
+                       capture_output=True, timeout=120)
+    if r.returncode != 0:
+        return -1
+    url = c.http_url + "/api/v1/top?" + urllib.parse.urlencode(
+        {"service": "ui-drops", "from": "now-1h", "to": "now", "limit": 1})
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        return int(resp.headers.get("X-Stackstream-Dropped-Samples", "-1"))
+
+
 def wait_stable(c, selector):
     last, deadline = None, time.time() + 20
     while time.time() < deadline:
@@ -162,7 +179,10 @@ def main():
         t.check(55 < a < 85 and 15 < b < 45, "API: 70/30 run has a=%.1f%% b=%.1f%%" % (a, b))
         t.check(grown.get("fixture_hot_b", 0) > b + 20,
                 "API: 30/70 run has b=%.1f%%" % grown.get("fixture_hot_b", 0))
+        dropped = drops_run(c)
+        t.check(dropped > 0, "API: ui-drops lost %d samples" % dropped)
         judge(t, browser("views", base=c.http_url, service=SERVICE, selector='{run="base"}',
+                         drops_service="ui-drops", dropped=dropped,
                          diff_selector='{run="grown"}', grown="fixture_hot_b",
                          shrunk="fixture_hot_a",
                          expected_total_pct={"fixture_hot_a": a, "fixture_hot_b": b}))

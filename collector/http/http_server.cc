@@ -47,6 +47,7 @@ Status SplitHostPort(const std::string& listen, std::string* host, int* port) {
 // The UI's static files and the redirects to them: public (they hold no
 // data; the API calls they make need the token).
 bool IsUiPath(const std::string& path) {
+  if (path.find("..") != std::string::npos) return false;
   return path == "/" || path == "/ui" || path.rfind("/ui/", 0) == 0 || path == "/speedscope" ||
          path.rfind("/speedscope/", 0) == 0;
 }

@@ -32,7 +32,7 @@ async function ready() {
   if (tokenRequired && !token()) await askToken();
 }
 
-export function headers() {
+function headers() {
   return tokenRequired && token() ? { Authorization: 'Bearer ' + token() } : {};
 }
 
@@ -56,8 +56,6 @@ export async function get(path, params = {}) {
 }
 
 export async function getJson(path, params) { return (await get(path, params)).json(); }
-
-export function needsToken() { return tokenRequired === true; }
 
 // A URL for the data that a page outside this one (a download, speedscope)
 // can load: the API URL itself when no token is needed, else a blob: URL of

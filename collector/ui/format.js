@@ -14,7 +14,7 @@ export function duration(ns) {
   return ns + ' ns';
 }
 
-export function pct(x) { return (x >= 0 ? '' : '') + x.toFixed(2) + '%'; }
+export function pct(x) { return x.toFixed(2) + '%'; }
 
 export function ago(unixNanos) {
   const s = Math.max(0, Date.now() / 1000 - unixNanos / 1e9);

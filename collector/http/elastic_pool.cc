@@ -1,5 +1,6 @@
 #include "http/elastic_pool.h"
 
+#include <system_error>
 #include <thread>
 
 namespace stackstream {

@@ -23,6 +23,9 @@
 #include <string>
 #include <thread>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "http/http_server.h"
 #include "ingest/ingest_server.h"
 #include "metrics.h"
@@ -137,6 +140,20 @@ class RetentionLoop {
 
 }  // namespace
 
+// The web UI installed beside the binary: BIN/../share/stackstream/ui (the
+// install layout, and the build tree's layout too). Empty when absent.
+std::string DefaultUiDir() {
+  char exe[4096];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  if (n <= 0) return "";
+  std::string path(exe, static_cast<size_t>(n));
+  std::string bin = path.substr(0, path.rfind('/'));
+  std::string dir = bin + "/../share/stackstream/ui";
+  struct stat st;
+  if (stat((dir + "/index.html").c_str(), &st) != 0) return "";
+  return dir;
+}
+
 int main(int argc, char** argv) {
   auto logger = spdlog::stderr_color_mt("collector");
   spdlog::set_default_logger(logger);
@@ -149,6 +166,7 @@ int main(int argc, char** argv) {
   std::string retention = "7d";
   std::string token_file, tls_cert, tls_key;
   std::string log_level = "info";
+  std::string ui_dir;
   app.add_option("--grpc-listen", grpc_listen, "gRPC ingest address (host:port)")
       ->capture_default_str();
   app.add_option("--http-listen", http_listen, "HTTP API address (host:port)")
@@ -160,6 +178,9 @@ int main(int argc, char** argv) {
                  "file holding the bearer token that ingest and queries require");
   app.add_option("--tls-cert", tls_cert, "PEM certificate: serve gRPC and HTTP over TLS");
   app.add_option("--tls-key", tls_key, "PEM private key for --tls-cert");
+  app.add_option("--ui-dir", ui_dir,
+                 "directory of the web UI served at /ui/ (default: ../share/stackstream/ui "
+                 "beside this binary, when present)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
       ->capture_default_str();
   try {
@@ -216,7 +237,17 @@ int main(int argc, char** argv) {
   s = ingest.Start();
   if (!s.ok()) return fail("cannot start gRPC ingest on " + grpc_listen + ": " + s.ToString());
 
+  if (ui_dir.empty()) {
+    ui_dir = DefaultUiDir();
+    if (ui_dir.empty()) spdlog::warn("no web UI found beside the binary; /ui/ is not served");
+  } else {
+    struct stat st;
+    if (stat((ui_dir + "/index.html").c_str(), &st) != 0) {
+      return fail("--ui-dir " + ui_dir + " has no index.html");
+    }
+  }
   HttpOptions http_options;
+  http_options.ui_dir = ui_dir;
   http_options.listen = http_listen;
   http_options.auth_token = token;
   http_options.tls_cert = tls_cert;

@@ -19,6 +19,8 @@ PACKAGES=(
   python3-yaml systemd
   # a real Prometheus server scrapes /metrics in a test
   prometheus
+  # the web UI's tests drive a headless Chromium (playwright-core from npm)
+  chromium
 )
 # Real servers that tests/hosts runs under the agent (private instances on
 # free loopback ports): PostgreSQL 15 (postgres, initdb, pg_ctl, pgbench,

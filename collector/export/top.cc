@@ -26,6 +26,11 @@ std::vector<TopRow> Top(const Profile& profile, size_t limit) {
       rows.push_back(std::move(row));
     }
     frame_key[i] = it->second;
+    TopRow& row = rows[it->second];
+    if (row.file.empty() && !f.file.empty()) row.file = f.file;
+    if (f.line > 0 && f.file == row.file && (row.line == 0 || f.line < row.line)) {
+      row.line = f.line;
+    }
   }
 
   int64_t grand_total = 0;

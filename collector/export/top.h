@@ -15,6 +15,8 @@ namespace exporter {
 struct TopRow {
   std::string function;
   std::string module;
+  std::string file;   // source file of the function's frames; empty when unknown
+  int64_t line = 0;   // lowest line seen in "file" (near the definition); 0 when unknown
   int64_t self = 0;   // samples
   int64_t total = 0;  // samples
   double self_pct = 0;   // 100 * self / profile total

@@ -50,8 +50,9 @@ std::string SafeFileName(const std::string& s) {
 }
 
 json RowJson(const exporter::TopRow& r) {
-  return json{{"function", r.function}, {"module", r.module},       {"self", r.self},
-              {"total", r.total},       {"self_pct", r.self_pct}, {"total_pct", r.total_pct}};
+  return json{{"function", r.function}, {"module", r.module},       {"file", r.file},
+              {"line", r.line},         {"self", r.self},         {"total", r.total},
+              {"self_pct", r.self_pct}, {"total_pct", r.total_pct}};
 }
 
 json RangeJson(const ProfileQuery& q, int64_t total) {

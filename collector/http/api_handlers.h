@@ -30,7 +30,8 @@ class ApiHandlers {
   // Both also answer X-Stackstream-Dropped-Samples: samples the agents lost
   // in the range (ring full + spool full + stacks over the summary limit);
   // a pprof profile carries each non-zero drop counter as a comment.
-  // GET /api/v1/top?...&limit=N: [{"function","module","self","total","self_pct","total_pct"}]
+  // GET /api/v1/top?...&limit=N: [{"function","module","file","line","self","total",
+  // "self_pct","total_pct"}]
   HttpReply Top(const QueryParams& params, int64_t now_unix_nanos);
   // GET /api/v1/counters?service&from&to&selector&mode: the agents' drop
   // counters summed over the range, {"samples_dropped_ring_full": N, ...,

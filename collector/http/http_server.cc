@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "http/api_handlers.h"
+#include "http/elastic_pool.h"
 #include "http/http_reply.h"
 #include "http/time_parse.h"
 #include "pyroscope/routes.h"
@@ -41,6 +42,25 @@ Status SplitHostPort(const std::string& listen, std::string* host, int* port) {
     return Status::InvalidArgument("http listen address \"" + listen + "\": bad port");
   }
   return Status::OK();
+}
+
+// The UI's static files and the redirects to them: public (they hold no
+// data; the API calls they make need the token).
+bool IsUiPath(const std::string& path) {
+  if (path.find("..") != std::string::npos) return false;
+  return path == "/" || path == "/ui" || path.rfind("/ui/", 0) == 0 || path == "/speedscope" ||
+         path.rfind("/speedscope/", 0) == 0;
+}
+
+// Debian's cpp-httplib compresses a reply with brotli at its slowest
+// quality whenever the client accepts "br" (every browser): a 2.6 MB JSON
+// reply took 15 s. Such clients get gzip (fast) instead.
+void AcceptGzipNotBrotli(const httplib::Request& req) {
+  // The server owns the request and reads the header only after routing.
+  auto& headers = const_cast<httplib::Headers&>(req.headers);
+  auto it = headers.find("Accept-Encoding");
+  if (it == headers.end() || it->second.find("br") == std::string::npos) return;
+  it->second = it->second.find("gzip") != std::string::npos ? "gzip" : "identity";
 }
 
 bool ConstantTimeEquals(const std::string& a, const std::string& b) {
@@ -82,6 +102,7 @@ struct HttpServer::Impl {
   }
 
   void Route();
+  void ServeUi();
   bool Authorized(const httplib::Request& req) const;
 
   Store* const store;
@@ -107,12 +128,22 @@ bool HttpServer::Impl::Authorized(const httplib::Request& req) const {
 void HttpServer::Impl::Route() {
   httplib::Server& s = *server;
   s.set_payload_max_length(kMaxBodyBytes);
-  s.set_read_timeout(10, 0);
+  // A stalled header or body read ends the request with a 400 after
+  // kHttpReadTimeoutSeconds; an idle keep-alive connection is closed after
+  // kHttpKeepAliveSeconds. Each open connection holds one pool worker.
+  s.new_task_queue = [] {
+    return new ElasticPool(kMaxHttpThreads, std::chrono::seconds(30));
+  };
+  s.set_read_timeout(kHttpReadTimeoutSeconds, 0);
   s.set_write_timeout(30, 0);
+  s.set_keep_alive_timeout(kHttpKeepAliveSeconds);
   s.set_keep_alive_max_count(1000);
 
   s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (req.path == "/healthz" || Authorized(req)) return httplib::Server::HandlerResponse::Unhandled;
+    AcceptGzipNotBrotli(req);
+    if (req.path == "/healthz" || IsUiPath(req.path) || Authorized(req)) {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
     if (metrics != nullptr) metrics->Rejected("http_unauthenticated");
     res.set_header("WWW-Authenticate", "Bearer realm=\"stackstream\"");
     if (req.path.rfind("/querier.v1.", 0) == 0 || req.path.rfind("/settings.v1.", 0) == 0) {
@@ -181,6 +212,52 @@ void HttpServer::Impl::Route() {
                                 const std::function<HttpReply()>& handler) {
     Serve(endpoint, res, handler);
   });
+  ServeUi();
+}
+
+void HttpServer::Impl::ServeUi() {
+  httplib::Server& s = *server;
+  const std::string& dir = options.ui_dir;
+  auto redirect = [](const char* to) {
+    return [to](const httplib::Request& req, httplib::Response& res) {
+      std::string location = to;
+      if (!req.params.empty()) {
+        location += "?";
+        bool first = true;
+        for (const auto& [k, v] : req.params) {
+          if (!first) location += "&";
+          first = false;
+          location += httplib::detail::encode_query_param(k) + "=" +
+                      httplib::detail::encode_query_param(v);
+        }
+      }
+      res.set_redirect(location, 302);
+    };
+  };
+  if (dir.empty()) {
+    s.Get("/", [](const httplib::Request&, httplib::Response& res) {
+      Apply(ErrorReply(404, "this collector serves no web UI (start it with --ui-dir DIR)"),
+            &res);
+    });
+    return;
+  }
+  // Tells the UI whether to ask for the token before its first API call.
+  s.Get("/ui/auth", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_header("Cache-Control", "no-store");
+    res.set_content(options.auth_token.empty() ? "{\"token_required\":false}\n"
+                                               : "{\"token_required\":true}\n",
+                    "application/json");
+  });
+  s.Get("/", redirect("/ui/"));
+  s.Get("/ui", redirect("/ui/"));
+  s.Get("/speedscope", redirect("/speedscope/"));
+  const httplib::Headers headers = {{"Cache-Control", "no-cache"},
+                                    {"X-Content-Type-Options", "nosniff"}};
+  s.set_mount_point("/speedscope", dir + "/speedscope", headers);
+  s.set_mount_point("/ui", dir, headers);
+  s.set_file_extension_and_mimetype_mapping("wasm", "application/wasm");
+  s.set_file_extension_and_mimetype_mapping("woff2", "font/woff2");
+  s.set_file_extension_and_mimetype_mapping("ico", "image/x-icon");
 }
 
 HttpServer::HttpServer(Store* store, Metrics* metrics, HttpOptions options)

@@ -27,6 +27,10 @@ namespace agent {
 namespace {
 
 constexpr int kPollIntervalMs = 20;
+// Connected hosts: per user and in all (a PostgreSQL server with a few
+// hundred backends is far from either).
+constexpr size_t kMaxSessionsPerUid = 4096;
+constexpr size_t kMaxSessions = 16384;
 
 std::atomic<bool> g_stop{false};
 
@@ -112,6 +116,7 @@ int RunAgentServer(const ServerOptions& options) {
   shared.default_collectors = options.default_collectors;
 
   std::list<std::unique_ptr<ClientSession>> sessions;
+  uint64_t sessions_refused = 0;
   std::list<Finishing> finishing;
   bool logs_to_host = false;
   bool had_client = false;
@@ -138,8 +143,25 @@ int RunAgentServer(const ServerOptions& options) {
         ucred cred;
         socklen_t cl = sizeof cred;
         memset(&cred, 0, sizeof cred);
-        getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &cl);
-        sessions.push_back(std::make_unique<ClientSession>(cfd, cred.pid, cred.uid, &shared));
+        if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0 || cred.pid <= 0) {
+          close(cfd);  // no kernel-vouched identity: nobody to serve
+          continue;
+        }
+        // One user's processes cannot take every slot (descriptors, memory)
+        // from the others.
+        size_t of_uid = 0;
+        for (const auto& s : sessions) of_uid += s->peer_uid() == cred.uid;
+        if (of_uid >= kMaxSessionsPerUid || sessions.size() >= kMaxSessions) {
+          ++sessions_refused;
+          LogRateLimited("session_refused", spdlog::level::warn, "refused a connection from pid {} (uid {}): {} sessions of that user, "
+                           "{} in all (limits {}, {}); refused so far: {}", cred.pid, cred.uid,
+                           of_uid, sessions.size(), kMaxSessionsPerUid, kMaxSessions,
+                           sessions_refused);
+          close(cfd);
+          continue;
+        }
+        sessions.push_back(
+            std::make_unique<ClientSession>(cfd, cred.pid, cred.uid, cred.gid, &shared));
         had_client = true;
       }
     }

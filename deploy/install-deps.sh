@@ -15,6 +15,9 @@ PACKAGES=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev golang-go google-perftools libgoogle-perftools-dev
   sqlite3 curl procps psmisc openssl
+  # fuzzing: clang's libFuzzer + ASan/UBSan runtimes (tests/fuzz/run.sh), and
+  # FuzzedDataProvider.h for the replay build
+  clang libclang-rt-14-dev libclang-common-14-dev
   # a real Prometheus server scrapes /metrics in a test
   prometheus
 )

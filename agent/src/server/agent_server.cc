@@ -73,6 +73,21 @@ int ListenOn(const std::string& spec, std::string* error) {
       for (size_t i = 1; i <= dir.size(); ++i) {
         if (i == dir.size() || dir[i] == '/') mkdir(dir.substr(0, i).c_str(), 0755);
       }
+      // Whoever may write the folder may put another socket in our place
+      // (and see every host's samples): it must be ours alone to write.
+      struct stat dst;
+      if (stat(dir.c_str(), &dst) != 0 || !S_ISDIR(dst.st_mode)) {
+        close(fd);
+        *error = "cannot use the folder " + dir + " of " + address;
+        return -1;
+      }
+      if (dst.st_uid != geteuid() || (dst.st_mode & (S_IWGRP | S_IWOTH))) {
+        close(fd);
+        *error = "refusing to listen in " + dir + ": it must belong to this user (uid " +
+                 std::to_string(geteuid()) + ") and be writable by nobody else (e.g. " +
+                 "/run/stackstream, mode 0755); other users could replace the socket";
+        return -1;
+      }
     }
     struct stat st;
     if (lstat(address.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {

@@ -412,13 +412,13 @@ void ClientSession::Drain(bool final) {
         if (newer != nullptr) {
           set = newer;
         } else if (!final && connected_ && !goodbye_ &&
-                   RealtimeNs() - copy.timestamp_ns < kHoldUnknownLeafNs) {
+                   copy.timestamp_ns > RealtimeNs() - kHoldUnknownLeafNs) {
           break;  // its module may still be on its way
         }
       }
       uint32_t size = std::min(copy.stack_size, ring.stack_capacity());
       stack_copy_.resize(size);
-      memcpy(stack_copy_.data(), ring.StackOf(rec), size);
+      if (size > 0) memcpy(stack_copy_.data(), ring.StackOf(rec), size);
       uint32_t weight = std::clamp<uint32_t>(copy.weight, 1, kMaxWeight);
       StackSnapshot snap;
       std::copy(copy.regs, copy.regs + capture::kSnapshotRegs, snap.regs);

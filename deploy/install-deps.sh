@@ -17,6 +17,9 @@ PACKAGES=(
   sqlite3 curl procps psmisc openssl
   # deploy-file checks: YAML parsing, systemd-analyze verify
   python3-yaml systemd
+  # fuzzing: clang's libFuzzer + ASan/UBSan runtimes (tests/fuzz/run.sh), and
+  # FuzzedDataProvider.h for the replay build
+  clang libclang-rt-14-dev libclang-common-14-dev
   # a real Prometheus server scrapes /metrics in a test
   prometheus
   # the web UI's tests drive a headless Chromium (playwright-core from npm)

@@ -2,7 +2,9 @@
 # Installs dependencies, builds from scratch and runs every test.
 #   ./deploy/test.sh            full: release build + ctest, then ASan and TSan
 #                               builds of the agent's unit tests
-#   STACKSTREAM_SKIP_SANITIZERS=1 ./deploy/test.sh   release build + ctest only
+#   STACKSTREAM_SKIP_SANITIZERS=1 ./deploy/test.sh   without the sanitizer builds
+#   STACKSTREAM_SKIP_FUZZ=1 ./deploy/test.sh         without the fuzz runs
+#   STACKSTREAM_FUZZ_SECONDS=N                       fuzz each target N s (30)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -41,6 +43,21 @@ if [ "${STACKSTREAM_SKIP_SANITIZERS:-0}" != 1 ]; then
   total=$((total + $(grep -c '^== .*: .* \(clean\|FAILED\|not built\)$' build/sanitizers.log || true)))
   failed=$((failed + $(grep -c '^== .*: .* \(FAILED\|not built\)$' build/sanitizers.log || true)))
   [ "$san" = 0 ] || status=$san
+fi
+
+if [ "${STACKSTREAM_SKIP_FUZZ:-0}" != 1 ]; then
+  # Every fuzz target for a bounded time (tests/fuzz/run.sh; FUZZING.md).
+  echo "== fuzz (libFuzzer + ASan + UBSan, ${STACKSTREAM_FUZZ_SECONDS:-30} s per target)"
+  set +e
+  ./tests/fuzz/run.sh "${STACKSTREAM_FUZZ_SECONDS:-30}" 2>&1 | tee build/fuzz.log
+  fz=${PIPESTATUS[0]}
+  set -e
+  total=$((total + $(grep -c '^== fuzz: .*: \(clean\|FAILED\)' build/fuzz.log || true)))
+  failed=$((failed + $(grep -c '^== fuzz: .*: FAILED' build/fuzz.log || true)))
+  if [ "$fz" != 0 ]; then
+    status=$fz
+    grep -q '^== fuzz: .*: FAILED' build/fuzz.log || { failed=$((failed + 1)); total=$((total + 1)); }
+  fi
 fi
 
 # Last check: /dev/null is still a character device.

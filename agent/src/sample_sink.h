@@ -37,6 +37,7 @@ struct SamplingCounters {
   int64_t agent_reconnects = 0;
   int64_t samples_lost_agent_restart = 0;
   int64_t messages_dropped = 0;
+  int64_t modules_rejected = 0;   // module files the agent refused to read
 };
 
 class SampleSink {

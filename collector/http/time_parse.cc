@@ -124,12 +124,17 @@ Status ParseDuration(const std::string& text, int64_t* nanos) {
   size_t pos = 0;
   int64_t total = 0;
   bool any_unit = false;
+  // Bound: ~250 years keeps every sum inside int64.
+  const int64_t limit = 250LL * 365 * 86400 * kNanosPerSecond;
   while (pos < text.size()) {
     int64_t n;
     if (!ReadInt(text, &pos, &n, 12)) return bad;
     int64_t frac = 0;
     ReadFraction(text, &pos, &frac);
     if (pos == text.size() && !any_unit) {  // bare seconds
+      if (n > limit / kNanosPerSecond) {
+        return Status::InvalidArgument("duration too long: \"" + text + "\"");
+      }
       total = n * kNanosPerSecond + frac;
       any_unit = true;
       break;
@@ -156,10 +161,11 @@ Status ParseDuration(const std::string& text, int64_t* nanos) {
       }
       ++pos;
     }
-    // Bound: ~250 years keeps every sum inside int64.
-    const int64_t limit = 250LL * 365 * 86400 * kNanosPerSecond;
     if (n > limit / unit) return Status::InvalidArgument("duration too long: \"" + text + "\"");
-    total += n * unit + static_cast<int64_t>(static_cast<double>(frac) * unit / kNanosPerSecond);
+    const int64_t part =
+        n * unit + static_cast<int64_t>(static_cast<double>(frac) * unit / kNanosPerSecond);
+    if (part > limit - total) return Status::InvalidArgument("duration too long: \"" + text + "\"");
+    total += part;
     if (total > limit) return Status::InvalidArgument("duration too long: \"" + text + "\"");
     any_unit = true;
   }
@@ -183,7 +189,12 @@ Status ParseTime(const std::string& text, int64_t now_unix_nanos, int64_t* unix_
     int64_t d;
     Status s = ParseDuration(text.substr(4), &d);
     if (!s.ok()) return Status::InvalidArgument("not a time: \"" + text + "\": " + s.message());
-    *unix_nanos = sign == '-' ? now_unix_nanos - d : now_unix_nanos + d;
+    const int64_t t = sign == '-' ? now_unix_nanos - d : now_unix_nanos + d;
+    // The same range as every other form (1970 .. kMaxSeconds).
+    if (t < 0 || t / kNanosPerSecond > kMaxSeconds) {
+      return Status::InvalidArgument("time out of range: \"" + text + "\"");
+    }
+    *unix_nanos = t;
     return Status::OK();
   }
   // Unix seconds, optionally fractional.

@@ -2,6 +2,8 @@
 
 #include <zlib.h>
 
+#include <cstdint>
+
 #include <map>
 #include <tuple>
 #include <unordered_map>
@@ -162,8 +164,9 @@ std::string EncodePprof(const Profile& profile) {
     if (!group.empty()) loc_ids.push_back(location_id(group));
     Msg sample;
     sample.Packed(1, loc_ids);
-    sample.Packed(2, {static_cast<uint64_t>(s.count),
-                      static_cast<uint64_t>(s.count * profile.period_nanos)});
+    int64_t nanos;  // saturates: a merged count times the period can exceed int64
+    if (__builtin_mul_overflow(s.count, profile.period_nanos, &nanos)) nanos = INT64_MAX;
+    sample.Packed(2, {static_cast<uint64_t>(s.count), static_cast<uint64_t>(nanos)});
     if (s.truncated) {
       Msg label;
       label.Varint(1, st.Index("truncated"));
@@ -177,7 +180,9 @@ std::string EncodePprof(const Profile& profile) {
   for (const auto& m : functions) out.Sub(kFunction, m);
   out.Varint(kTimeNanos, static_cast<uint64_t>(profile.start_unix_nanos));
   if (profile.end_unix_nanos > profile.start_unix_nanos) {
-    out.Varint(kDurationNanos, static_cast<uint64_t>(profile.end_unix_nanos - profile.start_unix_nanos));
+    // Unsigned: a window from far before to far after 1970 does not overflow.
+    out.Varint(kDurationNanos, static_cast<uint64_t>(profile.end_unix_nanos) -
+                                   static_cast<uint64_t>(profile.start_unix_nanos));
   }
   out.Sub(kPeriodType, ValueType(&st, value_type, "nanoseconds"));
   out.Varint(kPeriod, static_cast<uint64_t>(profile.period_nanos));

@@ -180,7 +180,8 @@ Status ValidateSummary(const v1::StackSummary& s, const SummaryLimits& limits) {
                               c.summaries_dropped_spool_full(), c.samples_dropped_spool_full(),
                               c.reentrant_signals(),            c.stacks_dropped_limit(),
                               c.summaries_rejected(),           c.agent_reconnects(),
-                              c.samples_lost_agent_restart(),   c.messages_dropped()};
+                              c.samples_lost_agent_restart(),   c.messages_dropped(),
+                              c.modules_rejected()};
   for (int64_t v : counters) {
     if (v < 0) return Status::InvalidArgument("counters: negative value " + std::to_string(v));
   }

@@ -41,6 +41,7 @@ v1::Counters ToCounters(const SamplingCounters& d) {
   c.set_agent_reconnects(d.agent_reconnects);
   c.set_samples_lost_agent_restart(d.samples_lost_agent_restart);
   c.set_messages_dropped(d.messages_dropped);
+  c.set_modules_rejected(d.modules_rejected);
   return c;
 }
 
@@ -48,7 +49,8 @@ bool AnyCounter(const v1::Counters& c) {
   return c.samples_dropped_ring_full() || c.unwind_failures() || c.truncated_stacks() ||
          c.timers_failed() || c.summaries_dropped_spool_full() || c.samples_dropped_spool_full() ||
          c.reentrant_signals() || c.stacks_dropped_limit() || c.summaries_rejected() ||
-         c.agent_reconnects() || c.samples_lost_agent_restart() || c.messages_dropped();
+         c.agent_reconnects() || c.samples_lost_agent_restart() || c.messages_dropped() ||
+         c.modules_rejected();
 }
 
 // Used when the pipeline cannot start: the session keeps draining, inert.

@@ -27,6 +27,10 @@ namespace agent {
 namespace {
 
 constexpr int kPollIntervalMs = 20;
+// Connected hosts: per user and in all (a PostgreSQL server with a few
+// hundred backends is far from either).
+constexpr size_t kMaxSessionsPerUid = 4096;
+constexpr size_t kMaxSessions = 16384;
 
 std::atomic<bool> g_stop{false};
 
@@ -68,6 +72,21 @@ int ListenOn(const std::string& spec, std::string* error) {
       std::string dir = address.substr(0, slash);
       for (size_t i = 1; i <= dir.size(); ++i) {
         if (i == dir.size() || dir[i] == '/') mkdir(dir.substr(0, i).c_str(), 0755);
+      }
+      // Whoever may write the folder may put another socket in our place
+      // (and see every host's samples): it must be ours alone to write.
+      struct stat dst;
+      if (stat(dir.c_str(), &dst) != 0 || !S_ISDIR(dst.st_mode)) {
+        close(fd);
+        *error = "cannot use the folder " + dir + " of " + address;
+        return -1;
+      }
+      if (dst.st_uid != geteuid() || (dst.st_mode & (S_IWGRP | S_IWOTH))) {
+        close(fd);
+        *error = "refusing to listen in " + dir + ": it must belong to this user (uid " +
+                 std::to_string(geteuid()) + ") and be writable by nobody else (e.g. " +
+                 "/run/stackstream, mode 0755); other users could replace the socket";
+        return -1;
       }
     }
     struct stat st;
@@ -112,6 +131,7 @@ int RunAgentServer(const ServerOptions& options) {
   shared.default_collectors = options.default_collectors;
 
   std::list<std::unique_ptr<ClientSession>> sessions;
+  uint64_t sessions_refused = 0;
   std::list<Finishing> finishing;
   bool logs_to_host = false;
   bool had_client = false;
@@ -138,8 +158,25 @@ int RunAgentServer(const ServerOptions& options) {
         ucred cred;
         socklen_t cl = sizeof cred;
         memset(&cred, 0, sizeof cred);
-        getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &cl);
-        sessions.push_back(std::make_unique<ClientSession>(cfd, cred.pid, cred.uid, &shared));
+        if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0 || cred.pid <= 0) {
+          close(cfd);  // no kernel-vouched identity: nobody to serve
+          continue;
+        }
+        // One user's processes cannot take every slot (descriptors, memory)
+        // from the others.
+        size_t of_uid = 0;
+        for (const auto& s : sessions) of_uid += s->peer_uid() == cred.uid;
+        if (of_uid >= kMaxSessionsPerUid || sessions.size() >= kMaxSessions) {
+          ++sessions_refused;
+          LogRateLimited("session_refused", spdlog::level::warn, "refused a connection from pid {} (uid {}): {} sessions of that user, "
+                           "{} in all (limits {}, {}); refused so far: {}", cred.pid, cred.uid,
+                           of_uid, sessions.size(), kMaxSessionsPerUid, kMaxSessions,
+                           sessions_refused);
+          close(cfd);
+          continue;
+        }
+        sessions.push_back(
+            std::make_unique<ClientSession>(cfd, cred.pid, cred.uid, cred.gid, &shared));
         had_client = true;
       }
     }

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/symbolizer.h"
+#include "server/peer_files.h"
 #include "unwind/elf_file_cache.h"
 #include "unwind/module_set.h"
 #include "unwind/remote_unwinder.h"
@@ -30,6 +31,9 @@ constexpr size_t kMaxSetsKept = 16;
 constexpr int64_t kHoldUnknownLeafNs = 150 * 1000000LL;
 constexpr uint32_t kMaxRings = 16384;
 constexpr uint32_t kMaxWeight = 10000;
+// Bounds on what one host can make this agent hold (memory share).
+constexpr size_t kMaxModulesPerHost = 8192;
+constexpr uint64_t kMaxRingBytesPerHost = uint64_t{1} << 30;
 
 int64_t MonoNs() {
   timespec ts;
@@ -73,8 +77,9 @@ std::string MountNamespace(const std::string& pid) {
 
 }  // namespace
 
-ClientSession::ClientSession(int fd, pid_t peer_pid, uid_t peer_uid, SharedState* shared)
-    : fd_(fd), peer_pid_(peer_pid), peer_uid_(peer_uid), shared_(shared) {
+ClientSession::ClientSession(int fd, pid_t peer_pid, uid_t peer_uid, gid_t peer_gid,
+                             SharedState* shared)
+    : fd_(fd), peer_pid_(peer_pid), peer_uid_(peer_uid), peer_gid_(peer_gid), shared_(shared) {
   name_ = "pid " + std::to_string(peer_pid);
   pid_ = peer_pid;
 }
@@ -225,7 +230,11 @@ bool ClientSession::HandleHello(const char* data, size_t len, int* fds, int nfds
     config_.output.clear();
   }
   std::string pid = std::to_string(pid_);
-  if (MountNamespace(pid) != MountNamespace("self")) root_ = "/proc/" + pid + "/root";
+  // Another mount namespace: its files are under /proc/PID/root. (A host
+  // already gone has no namespace to read: its paths are taken as ours.)
+  const std::string host_ns = MountNamespace(pid);
+  if (!host_ns.empty() && host_ns != MountNamespace("self")) root_ = "/proc/" + pid + "/root";
+  peer_files_ = std::make_unique<PeerFiles>(pid_, peer_uid_, peer_gid_, root_, exe_);
   name_ = config_.service + "[" + pid + "]";
   // A host that reconnects continues where an earlier agent stopped: count
   // only what happens from now on, plus this reconnect.
@@ -255,11 +264,21 @@ bool ClientSession::HandleRing(const char* data, size_t len, int* fds, int nfds)
       m.bytes > (uint64_t{1} << 32) || !SealedAtLeast(fds[0], m.bytes)) {
     return false;
   }
+  if (ring_bytes_ + m.bytes > kMaxRingBytesPerHost) {
+    // Over this host's share: its thread is not sampled (counted like a
+    // thread with no ring), the host and its other rings go on.
+    ++rings_refused_;
+    LogRateLimited("ring_budget", spdlog::level::warn,
+                   "{}: ring {} refused: the host's rings would exceed {} MiB", name_, m.ring_id,
+                   kMaxRingBytesPerHost >> 20);
+    return true;
+  }
   void* mem = MapShared(fds[0], m.bytes);
   if (mem == nullptr) return false;
   Ring& r = rings_[m.ring_id];
   r.base = mem;
   r.bytes = m.bytes;
+  ring_bytes_ += m.bytes;
   if (!r.ring.Attach(mem, m.bytes)) {
     munmap(mem, m.bytes);
     rings_.erase(m.ring_id);
@@ -285,6 +304,9 @@ bool ClientSession::HandleModule(const char* data, size_t len, bool gone) {
   }
   std::string path(data + sizeof m);
   auto key = std::make_pair(m.load_bias, path);
+  // One set holds at most kMaxModulesPerHost modules; a host that sends more
+  // (before its modules-end) is misbehaving.
+  if (delta_add_.size() + delta_gone_.size() >= kMaxModulesPerHost) return false;
   if (gone) {
     delta_gone_.push_back(key);
   } else {
@@ -299,7 +321,22 @@ bool ClientSession::HandleModulesEnd(const char* data, size_t len) {
   memcpy(&m, data, sizeof m);
   if (m.flags & capture::kModulesEndFull) current_modules_.clear();
   for (const auto& key : delta_gone_) current_modules_.erase(key);
-  for (auto& [key, raw] : delta_add_) current_modules_[key] = std::move(raw);
+  // Only files the host itself maps and may read (peer_files.h).
+  if (!delta_add_.empty()) peer_files_->Refresh();
+  for (auto& [key, raw] : delta_add_) {
+    capture::ModuleMessage mm;
+    memcpy(&mm, raw.data(), sizeof mm);
+    std::string why;
+    if (!peer_files_->Allow(key.second, mm.dev, mm.inode, &why)) {
+      ++modules_rejected_;
+      LogRateLimited("module_rejected", spdlog::level::warn,
+                     "{}: module \"{}\" refused, nothing read from it: {}", name_,
+                     key.second.substr(0, 256), why);
+      continue;
+    }
+    current_modules_[key] = std::move(raw);
+  }
+  if (current_modules_.size() > kMaxModulesPerHost) return false;
   delta_gone_.clear();
   delta_add_.clear();
   std::vector<std::string> raw;
@@ -327,7 +364,8 @@ void ClientSession::StartPipeline() {
       if (mod.path == exe_) process.executable_build_id = mod.build_id;
     }
   }
-  sink_ = CreatePipeline(config_, process, shared_->symbolizer.get());
+  sink_ = shared_->make_sink ? shared_->make_sink(config_, process)
+                             : CreatePipeline(config_, process, shared_->symbolizer.get());
   unwinder_ = std::make_unique<RemoteUnwinder>(shared_->files);
 }
 
@@ -349,7 +387,12 @@ void ClientSession::Drain(bool final) {
   if (sink_ == nullptr) return;  // no module set yet: samples wait in the rings
   for (auto& [id, r] : rings_) {
     capture::SampleRing& ring = r.ring;
-    while (const capture::SampleRecord* rec = ring.Peek()) {
+    // At most one ring's worth per pass: a host that keeps publishing (or
+    // rewrites head) cannot hold this thread, which serves every host.
+    uint32_t budget = ring.capacity();
+    while (budget-- > 0) {
+      const capture::SampleRecord* rec = ring.Peek();
+      if (rec == nullptr) break;
       // The host can write this memory at any time: copy, then check.
       capture::SampleRecord copy;
       memcpy(&copy, rec, sizeof copy);
@@ -369,13 +412,13 @@ void ClientSession::Drain(bool final) {
         if (newer != nullptr) {
           set = newer;
         } else if (!final && connected_ && !goodbye_ &&
-                   RealtimeNs() - copy.timestamp_ns < kHoldUnknownLeafNs) {
+                   copy.timestamp_ns > RealtimeNs() - kHoldUnknownLeafNs) {
           break;  // its module may still be on its way
         }
       }
       uint32_t size = std::min(copy.stack_size, ring.stack_capacity());
       stack_copy_.resize(size);
-      memcpy(stack_copy_.data(), ring.StackOf(rec), size);
+      if (size > 0) memcpy(stack_copy_.data(), ring.StackOf(rec), size);
       uint32_t weight = std::clamp<uint32_t>(copy.weight, 1, kMaxWeight);
       StackSnapshot snap;
       std::copy(copy.regs, copy.regs + capture::kSnapshotRegs, snap.regs);
@@ -421,6 +464,10 @@ void ClientSession::Drain(bool final) {
 SamplingCounters ClientSession::TakeCounters() {
   SamplingCounters c = pending_;
   pending_ = SamplingCounters();
+  c.modules_rejected += modules_rejected_;
+  modules_rejected_ = 0;
+  c.timers_failed += rings_refused_;
+  rings_refused_ = 0;
   auto delta = [](uint64_t now, uint64_t* seen) {
     int64_t d = now >= *seen ? static_cast<int64_t>(now - *seen) : 0;
     *seen = now;

@@ -20,6 +20,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -28,12 +29,14 @@
 #include "capture/capture_format.h"
 #include "capture/sample_ring.h"
 #include "config.h"
+#include "pipeline/pipeline.h"
 #include "sample_sink.h"
 
 namespace stackstream {
 namespace agent {
 
 class ElfFile;
+class PeerFiles;
 class ElfFileCache;
 class ModuleSet;
 class RemoteUnwinder;
@@ -49,12 +52,16 @@ struct SharedState {
   // The node daemon's --collector: used by hosts that set no
   // STACKSTREAM_COLLECTOR of their own.
   std::vector<std::string> default_collectors;
+  // Builds a session's pipeline; empty means CreatePipeline (the real one).
+  // Tests and fuzz targets put a sink of their own here to see the samples.
+  std::function<std::unique_ptr<SampleSink>(const Config&, const HostProcess&)> make_sink;
 };
 
 class ClientSession {
  public:
-  // Takes ownership of the connected socket "fd". "peer_uid" from SO_PEERCRED.
-  ClientSession(int fd, pid_t peer_pid, uid_t peer_uid, SharedState* shared);
+  // Takes ownership of the connected socket "fd". The peer's pid, uid and
+  // gid come from SO_PEERCRED (the kernel's word, not the host's).
+  ClientSession(int fd, pid_t peer_pid, uid_t peer_uid, gid_t peer_gid, SharedState* shared);
   ~ClientSession();
   ClientSession(const ClientSession&) = delete;
   ClientSession& operator=(const ClientSession&) = delete;
@@ -63,6 +70,7 @@ class ClientSession {
   // The host's socket is still open (a closed one is not polled any more).
   bool connected() const { return connected_; }
   pid_t pid() const { return pid_; }
+  uid_t peer_uid() const { return peer_uid_; }
   const std::string& name() const { return name_; }
   // The host's stderr (from its hello), or -1: where a private helper logs.
   int host_stderr() const { return host_stderr_; }
@@ -111,6 +119,7 @@ class ClientSession {
   int fd_;
   pid_t peer_pid_;
   uid_t peer_uid_;
+  gid_t peer_gid_;
   SharedState* shared_;
   std::string name_;         // "service[pid]" for logs
   bool connected_ = true;    // the socket is still open
@@ -134,6 +143,8 @@ class ClientSession {
            seen_reconnects_ = 0;
 
   std::map<uint32_t, Ring> rings_;
+  uint64_t ring_bytes_ = 0;       // mapped for this host
+  int64_t rings_refused_ = 0;     // over kMaxRingBytesPerHost, not yet reported
   // Modules: the messages of the set being built, and the sets by generation.
   using ModuleKey = std::pair<uint64_t, std::string>;  // (load bias, path)
   std::map<ModuleKey, std::string> current_modules_;
@@ -143,7 +154,8 @@ class ClientSession {
   uint64_t last_generation_ = 0;
   // A host in another mount namespace: its module files, opened while it lives.
   std::vector<std::shared_ptr<const ElfFile>> held_files_;
-  int64_t modules_rejected_ = 0;
+  int64_t modules_rejected_ = 0;       // not yet reported in a window
+  std::unique_ptr<PeerFiles> peer_files_;  // after hello
 
   std::unique_ptr<RemoteUnwinder> unwinder_;
   std::unique_ptr<SampleSink> sink_;

@@ -372,9 +372,14 @@ std::shared_ptr<const ElfFile> ElfFileCache::OpenLocked(const LoadedModule& modu
   int fd = OpenInRoot(root, module.path);
   struct stat st;
   std::string build_id;
-  bool ok = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-            ParseElf(Reader{fd}, static_cast<uint64_t>(st.st_size), &build_id);
+  bool ok = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+  // Another file than the host mapped (the path was swapped): read nothing.
+  const bool other_file = ok && module.inode != 0 &&
+                          (static_cast<uint64_t>(st.st_ino) != module.inode ||
+                           static_cast<uint64_t>(st.st_dev) != module.dev);
+  ok = ok && !other_file && ParseElf(Reader{fd}, static_cast<uint64_t>(st.st_size), &build_id);
   lock->lock();
+  if (other_file) ++inode_mismatches_;
   if (!ok) {
     if (fd >= 0) close(fd);
     ++open_failures_;

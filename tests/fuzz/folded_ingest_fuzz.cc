@@ -10,7 +10,8 @@
 #include <string>
 
 #include "fuzz_check.h"
-#include "http/legacy_ingest.h"
+#include "pyroscope/legacy_ingest.h"
+#include "query_string.h"
 #include "storage/store.h"
 
 namespace {
@@ -35,18 +36,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const size_t nl = input.find('\n');
   const std::string query = input.substr(0, nl);
   const std::string body = nl == std::string::npos ? std::string() : input.substr(nl + 1);
-  stackstream::collector::QueryParams params;
-  size_t pos = 0;
-  while (pos <= query.size()) {
-    size_t amp = query.find('&', pos);
-    if (amp == std::string::npos) amp = query.size();
-    std::string kv = query.substr(pos, amp - pos);
-    size_t eq = kv.find('=');
-    if (!kv.empty()) {
-      params.emplace(kv.substr(0, eq), eq == std::string::npos ? "" : kv.substr(eq + 1));
-    }
-    pos = amp + 1;
-  }
+  const stackstream::collector::QueryParams params = stackstream::fuzz::SplitQuery(query);
   stackstream::collector::LegacyIngest ingest(GetStore(), nullptr);
   const int64_t now = 1700000000LL * 1000000000LL;
   stackstream::collector::HttpReply reply = ingest.Handle(params, body, now);

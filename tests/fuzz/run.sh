@@ -7,6 +7,8 @@
 # is left in build-fuzz/artifacts/<target>/ (commit it under
 # tests/fuzz/regressions/<target>/ with the fix: ctest replays it).
 #   tests/fuzz/run.sh [SECONDS] [TARGET...]
+# FUZZ_SEED=N picks libFuzzer's random seed (default 1, so CI runs repeat;
+# FUZZ_SEED=0: a new seed each run).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -37,7 +39,7 @@ for t in $TARGETS; do
   (cd "$ROOT" && ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
      "$DIR/tests/fuzz/$t" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2560 \
-       -max_len=16384 -print_final_stats=1 -artifact_prefix="$artifacts/" "${inputs[@]}") \
+       -max_len=16384 -seed="${FUZZ_SEED:-1}" -print_final_stats=1 -artifact_prefix="$artifacts/" "${inputs[@]}") \
      >"$log" 2>&1
   rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)

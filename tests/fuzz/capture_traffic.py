@@ -9,7 +9,8 @@ libstackstream.so + stackstream-agent pointed at it. Writes
     seeds/fuzz_summary/real_N          (the StackSummary inside)
 
     /usr/bin/python3 tests/fuzz/capture_traffic.py BUILD_DIR
-(Debian's python3-grpcio; no generated code: requests are kept as bytes.)
+(Debian's python3-grpcio; no generated code: requests are kept as bytes,
+read with tests/collector/protowire.py.)
 """
 import os
 import subprocess
@@ -18,54 +19,16 @@ from concurrent import futures
 
 import grpc
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "collector"))
+import protowire  # noqa: E402  (tests/collector/protowire.py)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 captured = []
 
 
-def fields(buf):
-    """(number, wire type, value) of a protobuf message's top-level fields."""
-    pos = 0
-    while pos < len(buf):
-        key, pos = varint(buf, pos)
-        num, wt = key >> 3, key & 7
-        if wt == 0:
-            v, pos = varint(buf, pos)
-        elif wt == 2:
-            n, pos = varint(buf, pos)
-            v, pos = buf[pos:pos + n], pos + n
-        elif wt == 1:
-            v, pos = buf[pos:pos + 8], pos + 8
-        elif wt == 5:
-            v, pos = buf[pos:pos + 4], pos + 4
-        else:
-            raise ValueError("wire type %d" % wt)
-        yield num, wt, v
-
-
-def varint(buf, pos):
-    shift = result = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-
-
-def enc_varint(v):
-    out = bytearray()
-    while True:
-        b = v & 0x7F
-        v >>= 7
-        out.append(b | (0x80 if v else 0))
-        if not v:
-            return bytes(out)
-
-
 def ack(request):
-    seq = next((v for n, wt, v in fields(request) if n == 2 and wt == 0), 0)
-    return b"\x08" + enc_varint(seq)  # IngestAck.sequence = 1
+    seq = protowire.decode(request).get(2, [0])[0]
+    return protowire.encode([(1, seq)])  # IngestAck.sequence = 1
 
 
 def push(request, context):
@@ -103,7 +66,7 @@ def main():
         os.makedirs(os.path.join(HERE, "seeds", target), exist_ok=True)
     kept = 0
     for i, req in enumerate(captured[:6]):
-        summary = next((v for n, wt, v in fields(req) if n == 3 and wt == 2), None)
+        summary = protowire.decode(req).get(3, [None])[0]
         if summary is None:
             continue
         with open(os.path.join(HERE, "seeds", "fuzz_ingest_request", "real_%d" % i), "wb") as f:

@@ -21,8 +21,9 @@ TARGETS="fuzz_summary fuzz_ingest_request fuzz_folded_ingest fuzz_selector fuzz_
 [ $# -gt 0 ] && TARGETS="$*"
 
 echo "== fuzz: build ($DIR, clang, libFuzzer + ASan + UBSan)"
+mkdir -p "$DIR"
 CC=clang CXX=clang++ cmake -S . -B "$DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DSTACKSTREAM_FUZZ=ON >"$DIR.configure.log" 2>&1 || { cat "$DIR.configure.log"; exit 1; }
+  -DSTACKSTREAM_FUZZ=ON >"$DIR/configure.log" 2>&1 || { cat "$DIR/configure.log"; exit 1; }
 # shellcheck disable=SC2086
 ninja -C "$DIR" -j"$JOBS" $TARGETS || exit 1
 

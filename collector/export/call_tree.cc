@@ -12,23 +12,13 @@ CallTree CallTree::FromProfile(const Profile& profile, Order order) {
   CallTree tree;
   tree.nodes_.push_back(Node{"total", 0, 0, {}});
   // (parent index, child name) -> child index.
-  struct Key {
-    uint32_t parent;
-    std::string name;
-    bool operator==(const Key& o) const { return parent == o.parent && name == o.name; }
-  };
-  struct KeyHash {
-    size_t operator()(const Key& k) const {
-      return std::hash<std::string>()(k.name) * 31 + k.parent;
-    }
-  };
-  std::unordered_map<Key, uint32_t, KeyHash> index;
+  std::unordered_map<ChildKey, uint32_t, ChildKeyHash> index;
   for (const ProfileSample& sample : profile.samples) {
     if (sample.count <= 0) continue;
     uint32_t node = 0;
     tree.nodes_[0].total += sample.count;
     for (std::string& name : RootFirstNames(profile, sample)) {
-      Key key{node, std::move(name)};
+      ChildKey key{node, std::move(name)};
       auto it = index.find(key);
       uint32_t child;
       if (it == index.end()) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,18 @@
 
 namespace stackstream {
 namespace exporter {
+
+// A call-tree node's identity while a tree is built: (parent index, name).
+struct ChildKey {
+  uint32_t parent;
+  std::string name;
+  bool operator==(const ChildKey& o) const { return parent == o.parent && name == o.name; }
+};
+struct ChildKeyHash {
+  size_t operator()(const ChildKey& k) const {
+    return std::hash<std::string>()(k.name) * 31 + k.parent;
+  }
+};
 
 class CallTree {
  public:

@@ -6,6 +6,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "export/call_tree.h"
 #include "export/frame_names.h"
 
 namespace stackstream {
@@ -19,29 +20,19 @@ class NodeIndex {
   NodeIndex() : totals_(1, 0) {}
 
   uint32_t Child(uint32_t parent, const std::string& name) {
-    auto [it, added] = index_.try_emplace(Key{parent, name}, static_cast<uint32_t>(totals_.size()));
+    auto [it, added] = index_.try_emplace(ChildKey{parent, name}, static_cast<uint32_t>(totals_.size()));
     if (added) totals_.push_back(0);
     return it->second;
   }
   uint32_t Find(uint32_t parent, const std::string& name) const {
-    return index_.at(Key{parent, name});
+    return index_.at(ChildKey{parent, name});
   }
   void Add(uint32_t node, int64_t count) { totals_[node] += count; }
   int64_t total(uint32_t node) const { return totals_[node]; }
   const std::vector<int64_t>& totals() const { return totals_; }
 
  private:
-  struct Key {
-    uint32_t parent;
-    std::string name;
-    bool operator==(const Key& o) const { return parent == o.parent && name == o.name; }
-  };
-  struct KeyHash {
-    size_t operator()(const Key& k) const {
-      return std::hash<std::string>()(k.name) * 31 + k.parent;
-    }
-  };
-  std::unordered_map<Key, uint32_t, KeyHash> index_;
+  std::unordered_map<ChildKey, uint32_t, ChildKeyHash> index_;
   std::vector<int64_t> totals_;
 };
 

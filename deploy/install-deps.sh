@@ -11,7 +11,7 @@ PACKAGES=(
   # shared: schema, transport, logging, compression
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libspdlog-dev zlib1g-dev
   # collector
-  libsqlite3-dev libcpp-httplib-dev nlohmann-json3-dev libcli11-dev libssl-dev
+  libsqlite3-dev libcpp-httplib-dev nlohmann-json3-dev libcli11-dev libssl-dev libre2-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev golang-go google-perftools libgoogle-perftools-dev
   sqlite3 curl procps psmisc openssl

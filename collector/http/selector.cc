@@ -1,6 +1,6 @@
 #include "http/selector.h"
 
-#include <regex>
+#include "storage/label_match.h"
 
 namespace stackstream {
 namespace collector {
@@ -153,11 +153,10 @@ Status ParseSelector(const std::string& text, std::vector<LabelMatcher>* out,
                                        " longer than " + std::to_string(kMaxRegexBytes) +
                                        " bytes");
       }
-      try {
-        std::regex re(m.value, std::regex::ECMAScript);
-      } catch (const std::exception&) {
-        return Status::InvalidArgument("selector: invalid regular expression \"" + m.value +
-                                       "\" for label " + m.name);
+      LabelRegex re;
+      Status compiled = LabelRegex::Compile(m.value, &re);
+      if (!compiled.ok()) {
+        return Status::InvalidArgument("selector: label " + m.name + ": " + compiled.message());
       }
     }
     out->push_back(std::move(m));

@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <limits>
-#include <regex>
 #include <set>
 
 #include "http/selector.h"
+#include "storage/label_match.h"
 #include "pyroscope/connect.h"
 
 namespace stackstream {
@@ -49,12 +49,10 @@ bool MatcherMatches(const LabelMatcher& m, const std::string& value) {
       return value != m.value;
     case LabelMatcher::kRegex:
     case LabelMatcher::kNotRegex: {
-      bool match = false;
-      try {
-        match = std::regex_match(value, std::regex(m.value, std::regex::ECMAScript));
-      } catch (const std::regex_error&) {
-        Fail("invalid_argument", "bad regular expression \"" + m.value.substr(0, 100) + "\"");
-      }
+      LabelRegex re;
+      Status s = LabelRegex::Compile(m.value, &re);
+      if (!s.ok()) Fail("invalid_argument", s.message());
+      bool match = re.FullMatch(value);
       return m.op == LabelMatcher::kRegex ? match : !match;
     }
   }

@@ -33,7 +33,11 @@ int64_t Time(const QueryParams& params, const std::string& name, int64_t fallbac
   // Milliseconds ("1700000000000"), as some clients send.
   if (text.size() >= 12 && text.find_first_not_of("0123456789") == std::string::npos &&
       text.size() <= 16) {
-    return std::stoll(text) * kNanosPerMilli;
+    int64_t nanos = 0;
+    if (__builtin_mul_overflow(std::stoll(text), kNanosPerMilli, &nanos)) {
+      BadParam(name, "milliseconds out of range");
+    }
+    return nanos;
   }
   int64_t out = 0;
   Status s = ParseTime(text, now, &out);

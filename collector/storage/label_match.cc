@@ -1,9 +1,28 @@
 #include "storage/label_match.h"
 
+#include <re2/re2.h>
+
 #include "storage/varint.h"
 
 namespace stackstream {
 namespace collector {
+
+Status LabelRegex::Compile(const std::string& pattern, LabelRegex* out) {
+  RE2::Options options;
+  options.set_log_errors(false);
+  options.set_max_mem(8 << 20);  // bounds the compiled program of hostile patterns
+  auto re = std::make_shared<const RE2>("^(?:" + pattern + ")$", options);
+  if (!re->ok()) {
+    return Status::InvalidArgument("invalid regular expression \"" + pattern.substr(0, 200) +
+                                   "\": " + re->error());
+  }
+  out->re_ = std::move(re);
+  return Status::OK();
+}
+
+bool LabelRegex::FullMatch(const std::string& value) const {
+  return re_ != nullptr && RE2::FullMatch(value, *re_);
+}
 
 Status CompiledMatchers::Compile(const std::vector<LabelMatcher>& matchers,
                                  CompiledMatchers* out) {
@@ -12,12 +31,11 @@ Status CompiledMatchers::Compile(const std::vector<LabelMatcher>& matchers,
     Entry e;
     e.matcher = m;
     if (m.op == LabelMatcher::kRegex || m.op == LabelMatcher::kNotRegex) {
-      try {
-        e.re = std::regex(m.value, std::regex::ECMAScript | std::regex::optimize);
-      } catch (const std::regex_error& err) {
+      Status s = LabelRegex::Compile(m.value, &e.re);
+      if (!s.ok()) {
         return Status::InvalidArgument("label matcher " + m.name +
-                                       (m.op == LabelMatcher::kRegex ? "=~" : "!~") + "\"" +
-                                       m.value + "\": invalid regex: " + err.what());
+                                       (m.op == LabelMatcher::kRegex ? "=~: " : "!~: ") +
+                                       s.message());
       }
     }
     out->entries_.push_back(std::move(e));
@@ -34,8 +52,8 @@ bool CompiledMatchers::Matches(const Labels& labels) const {
     switch (e.matcher.op) {
       case LabelMatcher::kEq: ok = v == e.matcher.value; break;
       case LabelMatcher::kNotEq: ok = v != e.matcher.value; break;
-      case LabelMatcher::kRegex: ok = std::regex_match(v, e.re); break;
-      case LabelMatcher::kNotRegex: ok = !std::regex_match(v, e.re); break;
+      case LabelMatcher::kRegex: ok = e.re.FullMatch(v); break;
+      case LabelMatcher::kNotRegex: ok = !e.re.FullMatch(v); break;
     }
     if (!ok) return false;
   }

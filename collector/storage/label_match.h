@@ -1,21 +1,39 @@
 // LabelMatch: Prometheus-style label matchers (=, !=, =~, !~) compiled once
-// and applied to label sets. Regexes are ECMAScript (std::regex) and must
-// match the whole value, as in Prometheus. A label that is absent matches as
-// the empty string ({env=""} selects series without "env").
+// and applied to label sets. Regexes use RE2 syntax, as Prometheus, Pyroscope
+// and ClickHouse's match() do, run in linear time, and must match the whole
+// value. A label that is absent matches as the empty string ({env=""} selects
+// series without "env").
 //
 // Thread-safety: immutable after Compile; Matches may be called concurrently.
 #pragma once
 
 #include <map>
-#include <regex>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "format/status.h"
 #include "storage/store.h"
 
+namespace re2 {
+class RE2;
+}
+
 namespace stackstream {
 namespace collector {
+
+// One compiled label regex (RE2, anchored at both ends). Copies share the
+// compiled program.
+class LabelRegex {
+ public:
+  // Fails with InvalidArgument, quoting the pattern and RE2's reason.
+  static Status Compile(const std::string& pattern, LabelRegex* out);
+  // True when the whole of "value" matches.
+  bool FullMatch(const std::string& value) const;
+
+ private:
+  std::shared_ptr<const re2::RE2> re_;
+};
 
 class CompiledMatchers {
  public:
@@ -28,7 +46,7 @@ class CompiledMatchers {
  private:
   struct Entry {
     LabelMatcher matcher;
-    std::regex re;  // for kRegex / kNotRegex
+    LabelRegex re;  // for kRegex / kNotRegex
   };
   std::vector<Entry> entries_;
 };

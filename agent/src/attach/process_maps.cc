@@ -1,7 +1,8 @@
 #include "attach/process_maps.h"
 
-#include <elf.h>
+#include <fcntl.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -41,7 +42,48 @@ bool ParseLine(const std::string& line, MapsLine* out) {
   return true;
 }
 
+// The GNU build-id (lower-case hex) in a PT_NOTE segment's bytes, or "".
+std::string BuildIdInNotes(const uint8_t* notes, size_t len, uint64_t align) {
+  size_t off = 0;
+  auto up = [align](uint64_t x) { return (x + align - 1) & ~(align - 1); };
+  while (off + 12 <= len) {
+    uint32_t h[3];
+    memcpy(h, notes + off, sizeof h);
+    const uint64_t name_off = off + 12, desc_off = name_off + up(h[0]);
+    if (desc_off > len || h[1] > len - desc_off) break;
+    if (h[2] == NT_GNU_BUILD_ID && h[0] == 4 && memcmp(notes + name_off, "GNU", 4) == 0) {
+      return HexString(notes + desc_off, h[1]);
+    }
+    off = desc_off + up(h[1]);
+  }
+  return "";
+}
+
 }  // namespace
+
+ProcessMaps::~ProcessMaps() {
+  if (mem_fd_ >= 0) close(mem_fd_);
+}
+
+// The build-id the loaded image carries in the target's memory ("" when it
+// cannot be read: /proc/PID/mem needs ptrace-attach rights, which a
+// perf_event_open allowed at ptrace_scope 1 does not imply).
+std::string ProcessMaps::BuildIdInMemory(uint64_t bias, const std::vector<Elf64_Phdr>& phdrs) {
+  if (mem_fd_ == -1) {
+    mem_fd_ = open(("/proc/" + std::to_string(pid_) + "/mem").c_str(), O_RDONLY | O_CLOEXEC);
+    if (mem_fd_ < 0) mem_fd_ = -2;
+  }
+  if (mem_fd_ < 0) return "";
+  for (const Elf64_Phdr& ph : phdrs) {
+    if (ph.p_type != PT_NOTE || ph.p_filesz < 12 || ph.p_filesz > 4096) continue;
+    std::vector<uint8_t> notes(ph.p_filesz);
+    ssize_t n = pread(mem_fd_, notes.data(), notes.size(), static_cast<off_t>(bias + ph.p_vaddr));
+    if (n != static_cast<ssize_t>(notes.size())) continue;
+    std::string id = BuildIdInNotes(notes.data(), notes.size(), ph.p_align == 8 ? 8 : 4);
+    if (!id.empty()) return id;
+  }
+  return "";
+}
 
 ProcessMaps::ProcessMaps(pid_t pid, std::string root, std::shared_ptr<ElfFileCache> files)
     : pid_(pid), root_(std::move(root)), files_(std::move(files)) {}
@@ -115,6 +157,15 @@ bool ProcessMaps::Describe(const std::string& path, uint64_t dev, uint64_t inode
     mod.eh_frame_hdr = mod.eh_frame_hdr_size = 0;
   }
   if (mod.segments.empty()) return false;
+  // The file at that path is the one mapped: its build-id is the one the
+  // image in memory carries (where we may read the target's memory).
+  if (!mod.build_id.empty() && path != capture::kVdsoPath) {
+    std::string in_memory = BuildIdInMemory(bias, phdrs);
+    if (!in_memory.empty() && in_memory != mod.build_id) {
+      ++build_id_mismatches_;
+      return false;
+    }
+  }
   // Keep the file open while the module is in use (the target may exit and
   // take /proc/PID/root with it).
   held_.push_back(file);

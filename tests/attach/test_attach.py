@@ -151,6 +151,7 @@ def case_daemon():
         time.sleep(0.3)
         out = os.path.join(D, "daemon.pb.gz")
         # A CLI killed right after the start: the attach goes on in the daemon.
+        cpu0 = user_cpu(target.pid)
         cli = subprocess.Popen([CLI, "attach", "--pid", str(target.pid), "--duration", "3",
                                 "--output", out], env=e, stderr=subprocess.PIPE)
         time.sleep(0.8)
@@ -158,12 +159,18 @@ def case_daemon():
         cli.wait()
         t.check(wait_until(lambda: os.path.exists(out), 15), "daemon wrote the profile after "
                 "the CLI was killed")
+        cpu1 = user_cpu(target.pid)
         time.sleep(0.5)
         prof = pprof.load(out)
-        # Accuracy is the split case's job; here: real samples of the target.
-        t.check(prof.total() >= 50, "daemon attach: %d samples over 3 s" % prof.total())
-        t.check(abs(share(prof, "fixture_hot_a") - 70) <= 15, "daemon attach: fixture_hot_a "
-                "%.1f%% (70%% ± 15 at ~100 samples)" % share(prof, "fixture_hot_a"))
+        # Accuracy is the split case's job; here: the target sampled for the
+        # whole 3 s although the CLI was killed after 0.8 s (the CPU window
+        # measured here is a little wider than the attach).
+        t.check(prof.total() >= 10 and prof.total() >= 0.6 * (cpu1 - cpu0) * 100,
+                "daemon attach: %d samples over 3 s, user CPU %.2f s x 100 Hz" %
+                (prof.total(), cpu1 - cpu0))
+        t.check(share(prof, "fixture_hot_a") > share(prof, "fixture_hot_b") > 0,
+                "daemon attach: fixture_hot_a %.1f%% > fixture_hot_b %.1f%%" %
+                (share(prof, "fixture_hot_a"), share(prof, "fixture_hot_b")))
         rc, _, err = attach(["--pid", target.pid, "--duration", 1], e=e, user="nobody")
         print(err.strip())
         t.check(rc == 1 and "missing ptrace rights" in err and "uid 65534" in err,

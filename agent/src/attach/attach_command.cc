@@ -63,8 +63,18 @@ int RunHere(const AttachCommand& command) {
   Say(AttachStartedText(session));
   const int64_t start = MonoNs();
   int64_t now = start;
+  std::vector<pollfd> fds;
   for (;;) {
-    poll(nullptr, 0, kPollMs);
+    // Wake when a ring is half full, else every kPollMs.
+    fds.clear();
+    for (int fd : session.event_fds()) fds.push_back({fd, POLLIN, 0});
+    if (poll(fds.data(), fds.size(), kPollMs) > 0) {
+      for (const pollfd& p : fds) {
+        // A thread exited (its event hangs up): close its event now, or
+        // poll would keep returning at once.
+        if (p.revents & (POLLHUP | POLLERR)) session.RescanThreadsSoon();
+      }
+    }
     now = MonoNs();
     if (g_stop.load() || session.TargetGone() ||
         (command.duration_ms > 0 && now - start >= command.duration_ms * 1000000LL)) {

@@ -281,6 +281,13 @@ void AttachSession::DrainAll() {
   }
 }
 
+std::vector<int> AttachSession::event_fds() const {
+  std::vector<int> fds;
+  fds.reserve(events_.size());
+  for (const auto& [tid, ev] : events_) fds.push_back(ev->fd());
+  return fds;
+}
+
 bool AttachSession::TargetGone() {
   if (gone_) return true;
   if (pidfd_ >= 0) {

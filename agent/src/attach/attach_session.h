@@ -65,11 +65,18 @@ class AttachSession {
   // flush_ms has passed. "final": drain, close the last window, Done().
   void Poll(int64_t now_ns, bool final);
 
+  // A thread's event hung up (the thread exited): rescan at the next Poll.
+  void RescanThreadsSoon() { next_scan_ns_ = 0; }
+
   // The target has exited (its remaining samples are still drained).
   bool TargetGone();
   bool Done() const { return done_; }
   // Delivers what is pending until "deadline_ns" (CLOCK_MONOTONIC). After Done().
   void Finish(int64_t deadline_ns);
+
+  // The perf event descriptors: readable when a ring is half full (poll
+  // them to drain before a fast sampling rate fills a ring).
+  std::vector<int> event_fds() const;
 
   pid_t pid() const { return pid_; }
   const std::string& name() const { return name_; }

@@ -243,6 +243,11 @@ int RunAgentServer(const ServerOptions& options) {
     for (auto& s : sessions) fds.push_back({s->connected() ? s->fd() : -1, POLLIN, 0});
     const size_t pending_at = fds.size();
     for (auto& p : pending) fds.push_back({p.fd, POLLIN, 0});
+    // Attaches' perf rings: readable when half full (drained at once).
+    const size_t attach_at = fds.size();
+    for (auto& job : attaches) {
+      for (int fd : job->session->event_fds()) fds.push_back({fd, POLLIN, 0});
+    }
     int r = poll(fds.data(), fds.size(), kPollIntervalMs);
     if (r < 0 && errno != EINTR) {
       AgentLog()->error("poll: {}", strerror(errno));
@@ -269,7 +274,7 @@ int RunAgentServer(const ServerOptions& options) {
     // New connections: a host (hello first) or an attach request. Only
     // those polled above are looked at (their index is known).
     i = pending_at;
-    for (auto it = pending.begin(); it != pending.end() && i < fds.size(); ++i) {
+    for (auto it = pending.begin(); it != pending.end() && i < attach_at; ++i) {
       Pending p = *it;
       if (fds[i].fd != p.fd || fds[i].revents == 0) {
         ++it;
@@ -340,7 +345,16 @@ int RunAgentServer(const ServerOptions& options) {
         it = sessions.erase(it);
       }
     }
-    if (now >= next_attach_poll || stopping) {
+    bool ring_ready = false;
+    for (size_t k = attach_at; k < fds.size() && r > 0; ++k) {
+      ring_ready = ring_ready || fds[k].revents != 0;
+      // A thread of an attached process exited (its event hangs up):
+      // close its event now, or poll would keep returning at once.
+      if (fds[k].revents & (POLLHUP | POLLERR)) {
+        for (auto& job : attaches) job->session->RescanThreadsSoon();
+      }
+    }
+    if (now >= next_attach_poll || stopping || ring_ready) {
       next_attach_poll = now + kPollIntervalMs * 1000000LL;
       for (auto it = attaches.begin(); it != attaches.end();) {
         AttachJob* job = it->get();

@@ -239,7 +239,9 @@ def perf_self_shares(data):
 
 
 def case_redis():
-    RATE = 499  # both profilers, on the same process in the same 4 s: ~1000+ samples each
+    # Both profilers on the same process in the same 4 s, at a rate that
+    # gives each enough samples on a loaded 2-core machine for 5 points.
+    RATE = 999
     server = shutil.which("redis-server")
     bench = shutil.which("redis-benchmark")
     perf = shutil.which("perf")
@@ -280,7 +282,14 @@ def case_redis():
         top3 = sorted(theirs.items(), key=lambda kv: -kv[1])[:3]
         print("perf top: %s" % top3)
         print("ours top: %s" % sorted(our_self.items(), key=lambda kv: -kv[1])[:5])
-        t.check(total >= 300, "samples from redis-server: %d" % total)
+        s = subprocess.run([perf, "script", "-i", data, "-F", "tid"], capture_output=True,
+                           text=True, timeout=120)
+        perf_n = len(s.stdout.splitlines())
+        # Both count user-time ticks of the same process and window; ours
+        # can lose records to full rings when this machine is overloaded
+        # (counted as lost, printed above).
+        t.check(total >= 200 and total >= 0.7 * perf_n,
+                "samples from redis-server: %d (perf record: %d)" % (total, perf_n))
         for name, pct in top3:
             t.near(our_self.get(name, 0.0), pct, 5, "self share of %s vs perf" % name)
         t.check(srv.poll() is None, "redis-server still running after both detached")

@@ -19,7 +19,11 @@ constexpr uint64_t kRegsMask = 0x1ffULL | (0xffULL << 16);
 // The order perf writes them in (ascending bit) -> libunwind's numbering
 // (RAX 0, RDX 1, RCX 2, RBX 3, RSI 4, RDI 5, RBP 6, RSP 7, R8..R15 8..15, RIP 16).
 constexpr int kPerfToUnwind[17] = {0, 3, 2, 1, 4, 5, 6, 7, 16, 8, 9, 10, 11, 12, 13, 14, 15};
-constexpr int kDataPagesTried[] = {64, 32, 16};
+// Ring sizes tried, largest first (a smaller one where the locked-memory
+// limit, perf_event_mlock_kb + RLIMIT_MEMLOCK, refuses it). A record is
+// ~33 KiB: 64 pages hold 7, 256 pages 31 (~30 ms of a thread at 1000 Hz).
+constexpr int kDataPagesTried[] = {256, 128, 64, 32, 16};
+constexpr int kDataPagesTriedSlow[] = {64, 32, 16};  // <= 200 Hz
 
 long PerfEventOpen(perf_event_attr* attr, pid_t tid) {
   return syscall(SYS_perf_event_open, attr, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
@@ -64,7 +68,10 @@ std::unique_ptr<PerfThreadEvent> PerfThreadEvent::Open(pid_t tid, uint64_t perio
   ev->fd_ = static_cast<int>(fd);
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   int last_errno = 0;
-  for (int pages : kDataPagesTried) {
+  const bool fast = period_ns < 5000000;  // > 200 Hz
+  std::vector<int> tried(fast ? std::begin(kDataPagesTried) : std::begin(kDataPagesTriedSlow),
+                         fast ? std::end(kDataPagesTried) : std::end(kDataPagesTriedSlow));
+  for (int pages : tried) {
     size_t bytes = page * static_cast<size_t>(pages + 1);
     void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, ev->fd_, 0);
     if (p == MAP_FAILED) {

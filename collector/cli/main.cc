@@ -4,6 +4,9 @@
 //   stackstream top      [--server URL] --service NAME [--from T] [--to T] [--limit N] [--selector S]
 //   stackstream export   [--server URL] --service NAME --format F [--from T --to T] [-o FILE]
 //   stackstream services [--server URL]
+//   stackstream attach   --pid PID [--duration S] [--hz N] [--mode cpu] [--service NAME]
+//                        [--label k=v]... [--collector ADDR] [--output FILE]
+//                        [--no-daemon] [--detach]
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -15,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/api_client.h"
+#include "cli/attach_command.h"
 #include "cli/run_command.h"
 #include "cli/table.h"
 
@@ -226,6 +230,28 @@ int Main(int argc, char** argv) {
   AddServerFlags(services, &services_server);
   services->add_flag("--json", services_json, "print the server's JSON");
 
+  AttachOptions attach_opts;
+  CLI::App* attach = app.add_subcommand(
+      "attach", "profile a running process from outside (perf events; no restart, no preload)");
+  attach->add_option("--pid", attach_opts.pid, "the process to profile")->required();
+  attach->add_option("--duration", attach_opts.duration,
+                     "seconds to profile (default: until Ctrl-C or the process exits)")
+      ->check(CLI::PositiveNumber);
+  attach->add_option("--hz", attach_opts.hz, "samples per second per thread")
+      ->check(CLI::Range(1, 10000));
+  attach->add_option("--mode", attach_opts.mode, "cpu (the only mode attach samples)")
+      ->check(CLI::IsMember({"cpu"}));
+  attach->add_option("--service", attach_opts.service,
+                     "service name (default: the executable's name)");
+  attach->add_option("--label", attach_opts.labels, "extra label k=v (repeatable)");
+  attach->add_option("--collector", attach_opts.collector, "collector gRPC address");
+  attach->add_option("--output", attach_opts.output, "also write a pprof file here (%p = pid)");
+  attach->add_flag("--no-daemon", attach_opts.no_daemon,
+                   "profile from this command even when a node daemon answers");
+  attach->add_flag("--detach", attach_opts.detach,
+                   "hand the attach to the node daemon and return once it started");
+  attach->footer("Example: stackstream attach --pid 1234 --duration 30 --output prof.pb.gz");
+
   try {
     app.parse(parse_argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -241,6 +267,7 @@ int Main(int argc, char** argv) {
     }
     return RunWithAgent(run_opts);
   }
+  if (attach->parsed()) return AttachWithAgent(attach_opts);
   if (top->parsed()) return Top(top_server, top_q, limit, top_json);
   if (exp->parsed()) return Export(export_server, export_q, format, output);
   if (services->parsed()) return Services(services_server, services_json);

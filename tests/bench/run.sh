@@ -15,7 +15,10 @@
 #               the collector and the bench workloads (default: build); built
 #               with `ninja -C DIR` first
 #   --only      comma-separated subset:
-#               startup,overhead,fork,pgbench,wire,accuracy,handler,collector
+#               startup,overhead,fork,pgbench,wire,accuracy,handler,collector;
+#               "--only attach" runs only tests/bench/attach_bench.py
+#               (`stackstream attach` vs perf record -p), which otherwise runs
+#               after the others
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=build
@@ -24,7 +27,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --build-dir) BUILD=$2; ARGS+=("$1" "$2"); shift 2 ;;
     --build-dir=*) BUILD=${1#--build-dir=}; ARGS+=("$1"); shift ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) ARGS+=("$1"); shift ;;
   esac
 done
@@ -38,4 +41,23 @@ if ! ninja -C "$BUILD" >"$BUILD/bench-ninja.log" 2>&1; then
   echo "run.sh: warning: ninja -C $BUILD failed (see $BUILD/bench-ninja.log); running with what is built" >&2
 fi
 export PYTHONPATH="$PWD/tests/lib${PYTHONPATH:+:$PYTHONPATH}"
-exec python3 tests/bench/bench.py "${ARGS[@]}"
+# `stackstream attach` (tests/bench/attach_bench.py, its own section of
+# BENCHMARKS.md): after the others, in the same mode, unless --only leaves it out.
+ATTACH=1
+QUICK=()
+for a in "${ARGS[@]}"; do
+  case "$a" in
+    --quick) QUICK=(--quick) ;;
+    --only=*|--only) ATTACH=0 ;;
+  esac
+done
+for i in "${!ARGS[@]}"; do
+  if [ "${ARGS[$i]}" = "--only" ] && [[ ",${ARGS[$((i + 1))]:-}," == *,attach,* ]]; then ATTACH=2; fi
+  if [[ "${ARGS[$i]}" == --only=* ]] && [[ ",${ARGS[$i]#--only=}," == *,attach,* ]]; then ATTACH=2; fi
+done
+status=0
+if [ "$ATTACH" != 2 ]; then python3 tests/bench/bench.py "${ARGS[@]}" || status=$?; fi
+if [ "$ATTACH" != 0 ]; then
+  python3 tests/bench/attach_bench.py "${QUICK[@]}" --build-dir "$BUILD" || status=1
+fi
+exit $status

@@ -147,6 +147,7 @@ void SampleSignalHandler(int signo, siginfo_t* info, void* ucontext) {
       rec->flags = avail > cap ? capture::kRecordStackCut : 0;
       rec->module_generation = g_module_generation.load(std::memory_order_relaxed);
       rec->weight = weight;
+      rec->kind = capture::kRecordCpu;
       rec->tid = ts->tid.load(std::memory_order_relaxed);
       timespec now;
       clock_gettime(CLOCK_REALTIME, &now);
@@ -224,6 +225,8 @@ void ClearPerfFdTable() {
 }
 
 uint64_t ForeignSignalCount() { return g_foreign.load(std::memory_order_relaxed); }
+
+uint64_t ModuleGeneration() { return g_module_generation.load(std::memory_order_relaxed); }
 
 void SetModuleGeneration(uint64_t generation) {
   g_module_generation.store(generation, std::memory_order_relaxed);

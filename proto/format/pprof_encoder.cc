@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <map>
 #include <tuple>
 #include <unordered_map>
@@ -79,14 +80,18 @@ Msg ValueType(StringTable* st, const std::string& type, const std::string& unit)
   return m;
 }
 
-}  // namespace
+// What the samples' values mean: one row of values per profile sample.
+struct Columns {
+  std::vector<std::pair<std::string, std::string>> types;
+  std::pair<std::string, std::string> period_type;
+  int64_t period = 0;
+  std::vector<std::vector<int64_t>> values;
+};
 
-std::string EncodePprof(const Profile& profile) {
+std::string Encode(const Profile& profile, const Columns& columns) {
   StringTable st;
   Msg out;
-  const std::string value_type = profile.mode == "wall" ? "wall" : "cpu";
-  out.Sub(kSampleType, ValueType(&st, "samples", "count"));
-  out.Sub(kSampleType, ValueType(&st, value_type, "nanoseconds"));
+  for (const auto& t : columns.types) out.Sub(kSampleType, ValueType(&st, t.first, t.second));
 
   // Mappings: one per module (path + build-id).
   std::map<std::pair<std::string, std::string>, uint64_t> mapping_ids;
@@ -149,7 +154,8 @@ std::string EncodePprof(const Profile& profile) {
 
   std::vector<uint64_t> loc_ids;
   std::vector<uint32_t> group;
-  for (const auto& s : profile.samples) {
+  for (size_t si = 0; si < profile.samples.size(); ++si) {
+    const ProfileSample& s = profile.samples[si];
     loc_ids.clear();
     group.clear();
     for (uint32_t fi : s.frames) {
@@ -162,8 +168,9 @@ std::string EncodePprof(const Profile& profile) {
     if (!group.empty()) loc_ids.push_back(location_id(group));
     Msg sample;
     sample.Packed(1, loc_ids);
-    sample.Packed(2, {static_cast<uint64_t>(s.count),
-                      static_cast<uint64_t>(s.count * profile.period_nanos)});
+    std::vector<uint64_t> values;
+    for (int64_t v : columns.values[si]) values.push_back(static_cast<uint64_t>(v));
+    sample.Packed(2, values);
     if (s.truncated) {
       Msg label;
       label.Varint(1, st.Index("truncated"));
@@ -179,8 +186,8 @@ std::string EncodePprof(const Profile& profile) {
   if (profile.end_unix_nanos > profile.start_unix_nanos) {
     out.Varint(kDurationNanos, static_cast<uint64_t>(profile.end_unix_nanos - profile.start_unix_nanos));
   }
-  out.Sub(kPeriodType, ValueType(&st, value_type, "nanoseconds"));
-  out.Varint(kPeriod, static_cast<uint64_t>(profile.period_nanos));
+  out.Sub(kPeriodType, ValueType(&st, columns.period_type.first, columns.period_type.second));
+  out.Varint(kPeriod, static_cast<uint64_t>(columns.period));
   // comment: repeated int64 string-table indexes (unpacked; parsers accept
   // both forms). Empty comments are skipped: index 0 would be dropped anyway.
   for (const std::string& comment : profile.comments) {
@@ -196,8 +203,7 @@ std::string EncodePprof(const Profile& profile) {
   return result;
 }
 
-std::string EncodePprofGzip(const Profile& profile) {
-  const std::string raw = EncodePprof(profile);
+std::string Gzip(const std::string& raw) {
   z_stream zs{};
   if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
     return std::string();
@@ -213,6 +219,64 @@ std::string EncodePprofGzip(const Profile& profile) {
   deflateEnd(&zs);
   if (rc != Z_STREAM_END) return std::string();
   return out;
+}
+
+}  // namespace
+
+std::string EncodePprof(const Profile& profile) {
+  Columns c;
+  c.values.reserve(profile.samples.size());
+  if (IsHeapSampleType(profile.mode)) {
+    c.types = {{profile.mode, SampleTypeUnit(profile.mode)}};
+    c.period_type = {"space", "bytes"};
+    for (const auto& s : profile.samples) c.values.push_back({s.count});
+  } else {
+    const std::string value_type = profile.mode == "wall" ? "wall" : "cpu";
+    c.types = {{"samples", "count"}, {value_type, "nanoseconds"}};
+    c.period_type = {value_type, "nanoseconds"};
+    c.period = profile.period_nanos;
+    for (const auto& s : profile.samples) c.values.push_back({s.count, s.count * profile.period_nanos});
+  }
+  return Encode(profile, c);
+}
+
+std::string EncodePprofGzip(const Profile& profile) { return Gzip(EncodePprof(profile)); }
+
+std::string EncodeHeapPprofGzip(const Profile* const by_type[4]) {
+  ProfileBuilder builder;
+  Profile* merged = builder.mutable_profile();
+  merged->mode = "heap";
+  Columns c;
+  for (const char* t : kHeapSampleTypes) c.types.push_back({t, SampleTypeUnit(t)});
+  c.period_type = {"space", "bytes"};
+  std::map<std::pair<std::vector<uint32_t>, bool>, size_t> rows;
+  std::vector<uint32_t> frames;
+  for (int i = 0; i < 4; ++i) {
+    const Profile* p = by_type[i];
+    if (p == nullptr) continue;
+    if (p->start_unix_nanos != 0 &&
+        (merged->start_unix_nanos == 0 || p->start_unix_nanos < merged->start_unix_nanos)) {
+      merged->start_unix_nanos = p->start_unix_nanos;
+    }
+    merged->end_unix_nanos = std::max(merged->end_unix_nanos, p->end_unix_nanos);
+    for (const std::string& comment : p->comments) merged->comments.push_back(comment);
+    for (const ProfileSample& s : p->samples) {
+      frames.clear();
+      for (uint32_t f : s.frames) frames.push_back(builder.InternFrame(p->frames[f]));
+      auto key = std::make_pair(frames, s.truncated);
+      auto it = rows.find(key);
+      if (it == rows.end()) {
+        it = rows.emplace(key, merged->samples.size()).first;
+        ProfileSample n;
+        n.frames = frames;
+        n.truncated = s.truncated;
+        merged->samples.push_back(std::move(n));
+        c.values.push_back(std::vector<int64_t>(4, 0));
+      }
+      c.values[it->second][i] += s.count;
+    }
+  }
+  return Gzip(Encode(*merged, c));
 }
 
 }  // namespace stackstream

@@ -17,6 +17,8 @@ PACKAGES=(
   sqlite3 curl procps psmisc openssl
   # a real Prometheus server scrapes /metrics in a test
   prometheus
+  # heap profiling: a jemalloc host in the tests; heaptrack as a benchmark peer
+  libjemalloc2 heaptrack
 )
 # Real servers that tests/hosts runs under the agent (private instances on
 # free loopback ports): PostgreSQL 15 (postgres, initdb, pg_ctl, pgbench,

@@ -197,8 +197,9 @@ void SampleAllocation(void* p, size_t size) {
       ts->tid.load(std::memory_order_relaxed) != t_tid) {
     // (stackstream's own threads are never sampled: not a loss)
     if (!IsAgentThread()) table->no_thread.fetch_add(1, std::memory_order_relaxed);
-  } else if (ts->in_handler.exchange(1, std::memory_order_acquire) != 0) {
-    table->reentrant.fetch_add(1, std::memory_order_relaxed);
+  } else if (int holder = 0;
+             !ts->in_handler.compare_exchange_strong(holder, 2, std::memory_order_acquire)) {
+    table->reentrant.fetch_add(1, std::memory_order_relaxed);  // inside a signal handler
   } else {
     const uint64_t address = reinterpret_cast<uintptr_t>(p);
     uint64_t id = g_next_id.fetch_add(1, std::memory_order_relaxed) + 1;

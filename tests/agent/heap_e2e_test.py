@@ -143,7 +143,7 @@ def test_host_threads(c):
 
 def test_host_memalign(c):
     """posix_memalign/aligned_alloc/memalign/valloc/pvalloc up to 64 KiB alignment; realloc chains."""
-    same_as_without(c, [fixture("heap_churn"), "--scenario=memalign", "--seconds=1"],
+    same_as_without(c, [fixture("heap_churn"), "--scenario=memalign", "--repeat=300"],
                     {"STACKSTREAM_HEAP_RATE": "4096"})
     same_as_without(c, [fixture("heap_churn"), "--scenario=realloc"],
                     {"STACKSTREAM_HEAP_RATE": "65536"})

@@ -23,6 +23,9 @@ namespace heap {
 
 std::atomic<bool> g_on{false};
 __thread int64_t t_bytes_left __attribute__((tls_model("initial-exec"))) = 0;
+std::atomic<capture::HeapTableHeader*> g_table{nullptr};
+std::atomic<uint16_t>* g_filter = nullptr;
+uint32_t g_filter_mask = 0;
 
 namespace {
 
@@ -34,11 +37,9 @@ __thread int32_t t_tid __attribute__((tls_model("initial-exec"))) = 0;
 __thread bool t_busy __attribute__((tls_model("initial-exec"))) = false;
 __thread uint64_t t_rng __attribute__((tls_model("initial-exec"))) = 0;
 
-std::atomic<capture::HeapTableHeader*> g_table{nullptr};
 int64_t g_rate = 512 * 1024;
 std::atomic<uint64_t> g_next_id{0};
 
-inline uint64_t Hash(uint64_t address) { return (address >> 4) * 0x9e3779b97f4a7c15ULL; }
 
 inline capture::HeapSlot* Slots(capture::HeapTableHeader* t) {
   return reinterpret_cast<capture::HeapSlot*>(reinterpret_cast<uint8_t*>(t) +
@@ -51,9 +52,9 @@ inline std::atomic<uint16_t>* Filter(capture::HeapTableHeader* t) {
 }
 
 bool TableInsert(capture::HeapTableHeader* t, uint64_t address, uint64_t id) {
-  const uint64_t h = Hash(address);
+  const uint64_t h = AddressHash(address);
   const uint32_t mask = t->slots - 1;
-  std::atomic<uint16_t>& f = Filter(t)[(h >> 40) & (t->filter_slots - 1)];
+  std::atomic<uint16_t>& f = Filter(t)[FilterIndex(h)];
   f.fetch_add(1, std::memory_order_relaxed);
   capture::HeapSlot* slots = Slots(t);
   for (uint32_t i = 0; i < capture::kHeapProbe; ++i) {
@@ -71,8 +72,8 @@ bool TableInsert(capture::HeapTableHeader* t, uint64_t address, uint64_t id) {
 }
 
 bool TableRemove(capture::HeapTableHeader* t, uint64_t address) {
-  const uint64_t h = Hash(address);
-  std::atomic<uint16_t>& f = Filter(t)[(h >> 40) & (t->filter_slots - 1)];
+  const uint64_t h = AddressHash(address);
+  std::atomic<uint16_t>& f = Filter(t)[FilterIndex(h)];
   if (f.load(std::memory_order_relaxed) == 0) return false;
   const uint32_t mask = t->slots - 1;
   capture::HeapSlot* slots = Slots(t);
@@ -223,10 +224,8 @@ void SampleAllocation(void* p, size_t size) {
   t_busy = false;
 }
 
-void OnFree(void* p) {
-  capture::HeapTableHeader* table = g_table.load(std::memory_order_relaxed);
-  if (table == nullptr || p == nullptr) return;
-  TableRemove(table, reinterpret_cast<uintptr_t>(p));
+void RecordFree(capture::HeapTableHeader* table, uint64_t address, uint64_t /*hash*/) {
+  TableRemove(table, address);
 }
 
 namespace {
@@ -254,6 +253,8 @@ int Start(int64_t rate) {
   t->slots = kTableSlots;
   t->filter_slots = kFilterSlots;
   g_table_fd = fd;
+  g_filter = Filter(t);
+  g_filter_mask = kFilterSlots - 1;
   g_table.store(t, std::memory_order_release);
   return fd;
 }

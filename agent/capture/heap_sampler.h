@@ -35,6 +35,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "capture/capture_format.h"
+
 namespace stackstream {
 namespace agent {
 
@@ -44,12 +46,20 @@ namespace heap {
 
 extern std::atomic<bool> g_on;
 extern __thread int64_t t_bytes_left __attribute__((tls_model("initial-exec")));
+// The live table (shared memory) and its host-side counting filter: a
+// counter per hash bucket of sampled live addresses (0: none sampled there).
+extern std::atomic<capture::HeapTableHeader*> g_table;
+extern std::atomic<uint16_t>* g_filter;
+extern uint32_t g_filter_mask;
+
+inline uint64_t AddressHash(uint64_t address) { return (address >> 4) * 0x9e3779b97f4a7c15ULL; }
+inline uint32_t FilterIndex(uint64_t hash) { return static_cast<uint32_t>(hash >> 40) & g_filter_mask; }
 
 inline bool HeapSamplingOn() { return g_on.load(std::memory_order_relaxed); }
 
 // Slow paths, out of line.
 void SampleAllocation(void* p, size_t size);
-void RecordFree(void* p);
+void RecordFree(capture::HeapTableHeader* table, uint64_t address, uint64_t hash);
 
 // Hot path: after a successful allocation of "size" bytes at "p".
 inline void OnAlloc(void* p, size_t size) {
@@ -60,8 +70,16 @@ inline void OnAlloc(void* p, size_t size) {
   SampleAllocation(p, size);
 }
 
-// Hot path: before "p" goes back to the allocator.
-void OnFree(void* p);
+// Hot path: before "p" goes back to the allocator. One load of the filter
+// for a block that was not sampled.
+inline void OnFree(void* p) {
+  capture::HeapTableHeader* table = g_table.load(std::memory_order_acquire);
+  if (table == nullptr || p == nullptr) return;
+  const uint64_t address = reinterpret_cast<uintptr_t>(p);
+  const uint64_t hash = AddressHash(address);
+  if (__builtin_expect(g_filter[FilterIndex(hash)].load(std::memory_order_relaxed) == 0, 1)) return;
+  RecordFree(table, address, hash);
+}
 
 // ---- lifecycle (Sampler, not async-signal-safe) ----
 

@@ -24,6 +24,8 @@ PACKAGES=(
   prometheus
   # the web UI's tests drive a headless Chromium (playwright-core from npm)
   chromium
+  # heap profiling: a jemalloc host in the tests; heaptrack as a benchmark peer
+  libjemalloc2 heaptrack
 )
 # Real servers that tests/hosts runs under the agent (private instances on
 # free loopback ports): PostgreSQL 15 (postgres, initdb, pg_ctl, pgbench,

@@ -26,6 +26,8 @@
 //                 PT_LOAD segments, .eh_frame_hdr)
 //   kModuleGone   a module unloaded as of generation G (same body; matched
 //                 by load bias and path)
+//   kHeapTable    heap profiling is on: the live-allocation table; fd: its
+//                 memfd (see HeapTableHeader)
 //   kModulesEnd   generation G is complete: the set of G is the set of G-1
 //                 plus its kModule minus its kModuleGone messages. After
 //                 (re)connecting the host sends every loaded module as
@@ -51,7 +53,7 @@
 namespace stackstream {
 namespace capture {
 
-constexpr uint32_t kFormatVersion = 1;
+constexpr uint32_t kFormatVersion = 2;  // 2: heap records, kHeapTable
 constexpr uint64_t kControlMagic = 0x3130544c52544353ULL;  // "SCTRLT01"
 constexpr uint64_t kRingMagic = 0x31304752494e4753ULL;     // "SGNIRG01"
 constexpr uint32_t kMessageMagic = 0x53534d31;             // "1MSS"
@@ -95,15 +97,28 @@ static_assert(std::atomic<uint64_t>::is_always_lock_free, "shared-memory atomics
 
 constexpr uint32_t kRecordStackCut = 1;  // the stack was longer than the copy
 
+// SampleRecord::kind
+constexpr uint32_t kRecordCpu = 0;    // a clock sample (signal handler)
+constexpr uint32_t kRecordAlloc = 1;  // a sampled allocation (allocator hooks)
+
 struct SampleRecord {
   uint64_t regs[kSnapshotRegs];
   uint64_t stack_start;        // SP at the interruption
   uint32_t stack_size;         // bytes copied after this record
-  uint32_t weight;             // 1 + timer overruns
+  uint32_t weight;             // 1 + timer overruns (kRecordCpu); 1 (kRecordAlloc)
   int32_t tid;
   uint32_t flags;              // kRecordStackCut
   int64_t timestamp_ns;        // CLOCK_REALTIME
   uint64_t module_generation;  // the host's module generation when taken
+  // kRecordAlloc only. The registers are the allocator hook's own: the
+  // agent drops the leading frames that lie in the capture library.
+  uint32_t kind;               // kRecordCpu / kRecordAlloc
+  uint32_t reserved0;
+  uint64_t alloc_size;         // bytes requested
+  uint64_t alloc_address;      // the block returned (informational)
+  uint64_t alloc_id;           // its id in the heap table; 0 = not tracked (table full)
+  uint64_t heap_rate;          // mean bytes between samples when it was taken
+  uint64_t reserved1;
   // Followed by "stack_size" bytes (room for the ring's stack_capacity).
 };
 static_assert(sizeof(SampleRecord) % 16 == 0, "keep the stack copy 16-byte aligned");
@@ -133,6 +148,44 @@ inline uint64_t RingBytes(uint32_t slots, uint32_t slot_bytes) {
   return uint64_t{kRingHeaderBytes} + uint64_t{slots} * slot_bytes;
 }
 
+// The live-allocation table (heap profiling): one memfd per process, sealed
+// at its size. The host inserts (address, id) when it samples an allocation
+// (before publishing the record) and clears the slot when that address is
+// freed; the agent reads the ids present at each flush: in-use = sampled
+// records whose id is still in the table. Open addressing, linear probing
+// over at most kHeapProbe slots; address 0 = empty, 1 = freed (tombstone).
+// A slot's id is written after its address and cleared before it: a reader
+// may see an address with id 0 (skip it).
+constexpr uint64_t kHeapTableMagic = 0x3130504145485353ULL;  // "SSHEAP01"
+constexpr uint32_t kHeapTableHeaderBytes = 4096;
+constexpr uint32_t kHeapProbe = 32;
+constexpr uint64_t kHeapTombstone = 1;
+
+struct HeapSlot {
+  std::atomic<uint64_t> address;
+  std::atomic<uint64_t> id;
+};
+
+struct HeapTableHeader {
+  uint64_t magic;               // kHeapTableMagic
+  uint32_t version;             // kFormatVersion
+  uint32_t slots;               // power of two; HeapSlots start at kHeapTableHeaderBytes
+  uint32_t filter_slots;        // host only: counters after the slots (power of two)
+  uint32_t reserved;
+  // Monotonic totals, bumped by the host only.
+  std::atomic<uint64_t> table_full;       // sampled allocations not tracked for in-use
+  std::atomic<uint64_t> no_thread;        // sampled allocations on threads without a ring
+  std::atomic<uint64_t> ring_full;        // sampled allocations dropped: ring full
+  std::atomic<uint64_t> reentrant;        // sampled allocations inside a signal handler / hook
+  std::atomic<uint64_t> reserved_counters[4];
+};
+static_assert(sizeof(HeapTableHeader) <= kHeapTableHeaderBytes, "heap table header fits");
+
+inline uint64_t HeapTableBytes(uint32_t slots, uint32_t filter_slots) {
+  return uint64_t{kHeapTableHeaderBytes} + uint64_t{slots} * sizeof(HeapSlot) +
+         uint64_t{filter_slots} * sizeof(uint16_t);
+}
+
 // ---- messages ----
 
 enum MessageType : uint32_t {
@@ -144,6 +197,7 @@ enum MessageType : uint32_t {
   kGoodbye = 6,
   kGoodbyeDone = 7,
   kModuleGone = 8,
+  kHeapTable = 9,
 };
 
 struct MessageHeader {
@@ -171,6 +225,13 @@ struct HelloMessage {
   uint32_t reserved;
   int64_t start_time_ns;    // CLOCK_REALTIME when capture started in this process
   uint64_t control_bytes;   // size of the control memfd
+};
+
+struct HeapTableMessage {
+  MessageHeader header;
+  uint32_t slots;
+  uint32_t filter_slots;
+  uint64_t bytes;           // size of the table memfd
 };
 
 struct RingMessage {

@@ -22,6 +22,7 @@
 
 #include "capture/agent_link.h"
 #include "capture/capture_format.h"
+#include "capture/heap_sampler.h"
 #include "capture/host_log.h"
 #include "capture/module_scan.h"
 #include "capture/sample_timer.h"
@@ -66,8 +67,10 @@ pthread_once_t g_key_once = PTHREAD_ONCE_INIT;
 
 // Ring size: ~300 ms of samples at the rate, so a slow agent (first
 // symbolization of a big module) loses nothing.
-uint32_t RingSlotsFor(int hz) {
-  int64_t want = static_cast<int64_t>(hz) * 300 / 1000;
+uint32_t RingSlotsFor(const Config& config) {
+  // Heap samples come in bursts with the allocation rate: the largest ring.
+  if (config.profile_heap) return 64;
+  int64_t want = static_cast<int64_t>(config.hz) * 300 / 1000;
   return static_cast<uint32_t>(std::clamp<int64_t>(want, 16, 64));
 }
 
@@ -176,6 +179,8 @@ class Sampler {
   void TurnOff(const char* why);
   void PublishCounters();
   bool SetUpClock();
+  bool StartHeapTable();
+  void SendHeapTable();
 
   const Config config_;
   int signo_ = -1;
@@ -185,6 +190,7 @@ class Sampler {
   AgentLink link_;
   capture::ControlBlock* control_ = nullptr;  // shared with the agent; never unmapped
   int control_fd_ = -1;
+  int heap_fd_ = -1;  // the live-allocation table (heap profiling on), kept
   std::string env_;  // STACKSTREAM_* for the hello
   std::string exe_;
   int64_t start_ns_ = 0;
@@ -339,6 +345,7 @@ bool Sampler::Handshake() {
   int nfds = fds[2] >= 0 ? 3 : 2;
   if (!SendMessage(msg.data(), msg.size(), fds, nfds, true)) return false;
   SendNewRings(true);
+  SendHeapTable();
   return SyncModules(true);
 }
 
@@ -427,6 +434,28 @@ bool Sampler::SyncModules(bool full) {
   return ok;
 }
 
+bool Sampler::StartHeapTable() {
+  if (!config_.profile_heap) return true;
+  heap_fd_ = heap::Start(config_.heap_rate);
+  if (heap_fd_ < 0) {
+    HostLogOnce(kLogKeyRingFailed, HostLogLevel::kWarn,
+                "cannot create the heap profiling table (memfd/mmap failed); heap profiling "
+                "is off for this process");
+    return false;
+  }
+  return true;
+}
+
+void Sampler::SendHeapTable() {
+  if (heap_fd_ < 0) return;
+  capture::HeapTableMessage m;
+  memset(&m, 0, sizeof m);
+  m.header = Header(capture::kHeapTable, sizeof m);
+  heap::TableGeometry(&m.slots, &m.filter_slots, &m.bytes);
+  int fd = heap_fd_;
+  SendMessage(&m, sizeof m, &fd, 1, t_agent_thread);
+}
+
 bool Sampler::SetUpClock() {
   signo_ = PickSampleSignal();
   if (signo_ < 0 || !InstallSampleHandler(signo_)) {
@@ -457,7 +486,7 @@ bool Sampler::Start() {
   env_ = CaptureEnvironment();
   exe_ = ExePath();
   if (!InitShared()) return false;
-  registry_ = new ThreadRegistry(RingSlotsFor(config_.hz), kStackCopyBytes);
+  registry_ = new ThreadRegistry(RingSlotsFor(config_), kStackCopyBytes);
   if (!link_.Connect(config_.agent_socket, true)) {
     HostLogOnce(kLogKeyNoAgent, HostLogLevel::kWarn,
                 "cannot reach or start stackstream-agent; profiling is off for this process");
@@ -465,6 +494,7 @@ bool Sampler::Start() {
   }
   HostLog(HostLogLevel::kDebug, "connected to stackstream-agent (%s)", link_.description().c_str());
   if (!SetUpClock()) return false;
+  StartHeapTable();
   if (!Handshake()) {
     HostLogOnce(kLogKeyNoAgent, HostLogLevel::kWarn,
                 "stackstream-agent did not take the hand-off; profiling is off for this process");
@@ -474,6 +504,7 @@ bool Sampler::Start() {
   ever_connected_ = true;
   SetSamplingEnabled(true);
   RegisterCurrentThread();
+  if (heap_fd_ >= 0) heap::Enable();
   Rescan(MonoNs(), false);  // threads that already exist (e.g. started late)
   if (!StartCaptureThread()) {
     TurnOff("cannot start the capture thread");
@@ -517,7 +548,8 @@ bool Sampler::StartInChild(Sampler* parent) {
   // the agent waits (see ChildInit), and a child that exits before that
   // connects only if it has something to hand over.
   if (!InitShared()) return false;
-  registry_ = new ThreadRegistry(RingSlotsFor(config_.hz), kStackCopyBytes);
+  registry_ = new ThreadRegistry(RingSlotsFor(config_), kStackCopyBytes);
+  StartHeapTable();
   {
     std::lock_guard<std::mutex> lock(registry_->mu());
     ThreadState* ts = registry_->Acquire(tid);
@@ -528,9 +560,11 @@ bool Sampler::StartInChild(Sampler* parent) {
       ts->stack_hi.store(hi, std::memory_order_relaxed);
       ts->active.store(true, std::memory_order_release);
       ArmLocked(ts, false);
+      heap::SetCurrentThread(ts);
     }
   }
   SetSamplingEnabled(true);
+  if (heap_fd_ >= 0) heap::Enable();
   child_pending_ = true;
   child_ = true;
   return StartCaptureThread();
@@ -596,6 +630,7 @@ bool Sampler::StartCaptureThread() {
 }
 
 void Sampler::ArmLocked(ThreadState* ts, bool signal_blocked) {
+  if (!config_.profile_cpu) return;  // STACKSTREAM_PROFILES=heap: rings, no clocks
   ClockSpec spec = clock_spec_;
   // A thread that blocks our signal would queue one perf signal per period.
   if (signal_blocked) spec.use_perf = false;
@@ -623,6 +658,7 @@ void Sampler::RegisterCurrentThread() {
     ts->stack_lo.store(lo, std::memory_order_relaxed);
     ts->stack_hi.store(hi, std::memory_order_release);
     ts->foreign = false;
+    heap::SetCurrentThread(ts);
     return;
   }
   ts = registry_->SnapshotLocked().size() < kMaxThreadStates ? registry_->Acquire(tid) : nullptr;
@@ -638,6 +674,7 @@ void Sampler::RegisterCurrentThread() {
   ts->stack_hi.store(hi, std::memory_order_relaxed);
   ts->active.store(true, std::memory_order_release);
   ArmLocked(ts, blocked);
+  heap::SetCurrentThread(ts);
 }
 
 void Sampler::RegisterAgentThread() {
@@ -653,6 +690,7 @@ void Sampler::RegisterAgentThread() {
 }
 
 void Sampler::UnregisterCurrentThread() {
+  heap::SetCurrentThread(nullptr);
   pid_t tid = CurrentTid();
   if (registry_ == nullptr) return;
   std::lock_guard<std::mutex> lock(registry_->mu());
@@ -820,6 +858,7 @@ void Sampler::CaptureLoop() {
 void Sampler::Shutdown() {
   if (shutting_down_.exchange(true)) return;
   SetSamplingEnabled(false);
+  heap::Stop();
   if (registry_ != nullptr) {
     std::lock_guard<std::mutex> lock(registry_->mu());
     for (ThreadState* ts : registry_->SnapshotLocked()) {
@@ -1023,6 +1062,9 @@ void AgentForkParent() {
 }
 
 void AgentForkChild() {
+  // First: the parent's heap table is shared memory, and this thread's
+  // ring is the parent's.
+  heap::ForgetInChild();
   Sampler* old = CurrentSampler();
   if (old == nullptr) return;  // disabled or failed in the parent: stay so
   // The parent's sampler is abandoned (its registry mutex stays locked, its

@@ -20,7 +20,10 @@
 //   for a perf clock, re-draw the next period with ioctl(PERF_EVENT_IOC_PERIOD)
 //   (one system call; it breaks phase locking with periodic workloads), and
 //   re-arm the one-shot event (PERF_EVENT_IOC_REFRESH; see sample_timer.h);
-//   restore errno. No locks, no allocation, no loader lock, no I/O, and no
+//   restore errno. The ring's producer guard (ThreadState::in_handler) is
+//   shared with the heap profiler's allocator hook on the same thread
+//   (heap_sampler.h): a signal that finds the hook writing drops its sample
+//   (counted as reentrant) and re-arms its perf clock. No locks, no allocation, no loader lock, no I/O, and no
 //   read outside memory that is mapped while the thread runs on it. A full
 //   ring, an unknown thread or an SP outside the bounds (sigaltstack,
 //   coroutine stacks) drop the sample and bump a counter.
@@ -115,9 +118,12 @@ void SampleSignalHandler(int signo, siginfo_t* info, void* ucontext) {
     return;
   }
   capture::RingHeader* rh = ts->ring.header();
-  if (ts->in_handler.exchange(1, std::memory_order_acquire) != 0) {
+  int holder = 0;
+  if (!ts->in_handler.compare_exchange_strong(holder, 1, std::memory_order_acquire)) {
     rh->reentrant.fetch_add(1, std::memory_order_relaxed);
-    // (The interrupted handler re-arms a perf clock when it finishes.)
+    // An interrupted handler re-arms a perf clock when it finishes; the heap
+    // hook (holder 2, heap_sampler.cc) does not: re-arm here.
+    if (holder == 2 && perf_fd >= 0) ioctl(perf_fd, PERF_EVENT_IOC_REFRESH, 1);
     errno = saved_errno;
     return;
   }
@@ -147,6 +153,7 @@ void SampleSignalHandler(int signo, siginfo_t* info, void* ucontext) {
       rec->flags = avail > cap ? capture::kRecordStackCut : 0;
       rec->module_generation = g_module_generation.load(std::memory_order_relaxed);
       rec->weight = weight;
+      rec->kind = capture::kRecordCpu;
       rec->tid = ts->tid.load(std::memory_order_relaxed);
       timespec now;
       clock_gettime(CLOCK_REALTIME, &now);
@@ -224,6 +231,8 @@ void ClearPerfFdTable() {
 }
 
 uint64_t ForeignSignalCount() { return g_foreign.load(std::memory_order_relaxed); }
+
+uint64_t ModuleGeneration() { return g_module_generation.load(std::memory_order_relaxed); }
 
 void SetModuleGeneration(uint64_t generation) {
   g_module_generation.store(generation, std::memory_order_relaxed);

@@ -51,6 +51,8 @@ uint64_t ForeignSignalCount();
 // The module generation the handler stamps on every sample (the host bumps
 // it after it has sent the module snapshot of that generation).
 void SetModuleGeneration(uint64_t generation);
+// The generation set above (async-signal-safe; heap samples stamp it too).
+uint64_t ModuleGeneration();
 
 // The handler. Exposed for the handler benchmark and tests.
 void SampleSignalHandler(int signo, siginfo_t* info, void* ucontext);

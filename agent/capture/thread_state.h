@@ -32,7 +32,9 @@ struct ThreadState {
   // thread then looks the stack mapping up in /proc/self/maps).
   std::atomic<uint64_t> probe_sp{0};
   std::atomic<int32_t> tid{0};
-  std::atomic<int> in_handler{0};  // re-entry guard
+  // The ring producer's guard: 0 free, 1 the signal handler, 2 the heap
+  // profiler's allocator hook (heap_sampler.h).
+  std::atomic<int> in_handler{0};
   // handler: perf clocks only; the mean period. The handler re-draws each
   // period uniformly in [period/2, 3*period/2) so that a workload whose
   // phases divide the period cannot phase-lock with it.

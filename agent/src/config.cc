@@ -153,6 +153,22 @@ Config ReadConfigImpl(int pid, const std::string& exe_path) {
     }
   }
   ReadInt(&c, "STACKSTREAM_HZ", 1, 10000, &c.hz);
+  if (const char* v = Env("STACKSTREAM_PROFILES")) {
+    bool cpu = false, heap = false, bad = false;
+    for (const std::string& p : SplitComma(v)) {
+      if (p == "cpu") cpu = true;
+      else if (p == "heap") heap = true;
+      else bad = true;
+    }
+    if (bad || (!cpu && !heap)) {
+      c.warnings.push_back(std::string("STACKSTREAM_PROFILES=\"") + v +
+                           "\" is not cpu, heap or cpu,heap; using cpu");
+    } else {
+      c.profile_cpu = cpu;
+      c.profile_heap = heap;
+    }
+  }
+  ReadInt(&c, "STACKSTREAM_HEAP_RATE", int64_t{1}, int64_t{1} << 40, &c.heap_rate);
   ReadInt(&c, "STACKSTREAM_FLUSH_MS", 100, 24 * 3600 * 1000, &c.flush_ms);
   ReadInt(&c, "STACKSTREAM_MAX_DEPTH", 4, kMaxDepthLimit, &c.max_depth);
   if (const char* v = Env("STACKSTREAM_LOG")) {

@@ -26,6 +26,11 @@ struct Config {
   std::vector<std::pair<std::string, std::string>> labels;  // STACKSTREAM_LABELS k=v,...
   Mode mode = Mode::kCpu;                           // STACKSTREAM_MODE
   int hz = 100;                                     // STACKSTREAM_HZ (1..10000)
+  // STACKSTREAM_PROFILES: "cpu" (default), "heap" or "cpu,heap". cpu covers
+  // both STACKSTREAM_MODE values (cpu and wall).
+  bool profile_cpu = true;
+  bool profile_heap = false;
+  int64_t heap_rate = 512 * 1024;                   // STACKSTREAM_HEAP_RATE (mean bytes between samples)
   int flush_ms = 10000;                             // STACKSTREAM_FLUSH_MS (>= 100)
   int max_depth = 128;                              // STACKSTREAM_MAX_DEPTH (4..kMaxDepthLimit)
   std::string log_level = "warn";                   // STACKSTREAM_LOG

@@ -14,8 +14,19 @@ namespace agent {
 
 class ModuleSet;  // unwind/module_set.h
 
+// What a RawSample counts.
+enum class SampleKind : uint8_t {
+  kClock,  // a cpu/wall clock sample: "weight" samples
+  kAlloc,  // a sampled allocation: heap_objects / heap_bytes (weighted estimate)
+  kInuse,  // a sampled allocation still live at this flush (gauge; replayed
+           // by the session at every flush until it is freed)
+};
+
 // One raw stack as the handler captured it, unwound. Valid only during OnSample.
 struct RawSample {
+  SampleKind kind = SampleKind::kClock;
+  int64_t heap_objects = 0;       // kAlloc / kInuse: estimated objects
+  int64_t heap_bytes = 0;         // kAlloc / kInuse: estimated bytes
   const uint64_t* pcs = nullptr;  // LEAF FIRST: pcs[0] is the interrupted PC,
                                   // pcs[i>0] are return addresses
   uint32_t depth = 0;
@@ -38,6 +49,9 @@ struct SamplingCounters {
   int64_t samples_lost_agent_restart = 0;
   int64_t messages_dropped = 0;
   int64_t modules_rejected = 0;   // module files the agent refused to read
+  int64_t heap_samples_dropped_ring_full = 0;
+  int64_t heap_samples_untracked_table_full = 0;
+  int64_t heap_samples_dropped_no_thread = 0;
 };
 
 class SampleSink {
@@ -48,6 +62,9 @@ class SampleSink {
   // Every STACKSTREAM_FLUSH_MS, on request, and once more at the end: close
   // the current window into a summary and hand it to the transport /
   // offline writer (the offline file is complete when this returns).
+  // With heap profiling on, the session first replays the live sampled
+  // allocations as kInuse samples, then calls Flush with heap = true (the
+  // summary then carries the four heap sample types, inuse possibly empty).
   virtual void Flush(const SamplingCounters& delta) = 0;
   // After the last Flush: deliver what is pending, waiting until
   // "deadline_ns" (CLOCK_MONOTONIC) at most. Never blocks longer.

@@ -1,5 +1,5 @@
 // stackstream: the command-line tool.
-//   stackstream run [--collector ADDR] [--output FILE] [--hz N] [--mode cpu|wall]
+//   stackstream run [--collector ADDR] [--output FILE] [--hz N] [--mode cpu|wall] [--heap]
 //                   [--service NAME] [--label k=v]... -- COMMAND [ARGS...]
 //   stackstream top      [--server URL] --service NAME [--from T] [--to T] [--limit N] [--selector S]
 //   stackstream export   [--server URL] --service NAME --format F [--from T --to T] [-o FILE]
@@ -42,7 +42,7 @@ void AddServerFlags(CLI::App* cmd, ServerFlags* flags) {
 }
 
 struct QueryFlags {
-  std::string service, from, to, selector;
+  std::string service, from, to, selector, type;
 };
 
 void AddQueryFlags(CLI::App* cmd, QueryFlags* q) {
@@ -50,6 +50,9 @@ void AddQueryFlags(CLI::App* cmd, QueryFlags* q) {
   cmd->add_option("--from", q->from, "start: unix seconds, RFC 3339 or now-15m (default now-1h)");
   cmd->add_option("--to", q->to, "end (default now)");
   cmd->add_option("--selector", q->selector, "label selector, e.g. {env=\"prod\"}");
+  cmd->add_option("--type", q->type,
+                  "profile type: cpu, wall, alloc_objects, alloc_space, inuse_objects, "
+                  "inuse_space, or heap (the four heap types; export --format pprof only)");
 }
 
 Params QueryParamsOf(const QueryFlags& q) {
@@ -57,6 +60,7 @@ Params QueryParamsOf(const QueryFlags& q) {
   if (!q.from.empty()) p.emplace_back("from", q.from);
   if (!q.to.empty()) p.emplace_back("to", q.to);
   if (!q.selector.empty()) p.emplace_back("selector", q.selector);
+  if (!q.type.empty()) p.emplace_back("type", q.type);
   return p;
 }
 
@@ -202,6 +206,12 @@ int Main(int argc, char** argv) {
   run->add_option("--hz", run_opts.hz, "samples per second per thread")
       ->check(CLI::Range(1, 10000));
   run->add_option("--mode", run_opts.mode, "cpu or wall")->check(CLI::IsMember({"cpu", "wall"}));
+  run->add_flag("--heap", run_opts.heap,
+                "also profile the heap (STACKSTREAM_PROFILES=cpu,heap): allocations and in-use "
+                "memory");
+  run->add_option("--heap-rate", run_opts.heap_rate,
+                  "mean bytes between heap samples (STACKSTREAM_HEAP_RATE, default 524288)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
   run->add_option("--service", run_opts.service, "service name (default: the executable's name)");
   run->add_option("--label", run_opts.labels, "extra label k=v (repeatable)");
   run->prefix_command();

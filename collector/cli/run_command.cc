@@ -176,6 +176,8 @@ bool BuildRunEnv(const RunOptions& options, const std::string& agent_path,
     }
     (*env)["STACKSTREAM_MODE"] = options.mode;
   }
+  if (options.heap) (*env)["STACKSTREAM_PROFILES"] = "cpu,heap";
+  if (options.heap_rate > 0) (*env)["STACKSTREAM_HEAP_RATE"] = std::to_string(options.heap_rate);
   if (!options.service.empty()) (*env)["STACKSTREAM_SERVICE"] = options.service;
   if (!options.labels.empty()) {
     std::string labels = GetEnv("STACKSTREAM_LABELS");

@@ -21,6 +21,8 @@ struct RunOptions {
   std::string output;     // STACKSTREAM_OUTPUT
   int hz = 0;             // STACKSTREAM_HZ when > 0
   std::string mode;       // STACKSTREAM_MODE
+  bool heap = false;      // STACKSTREAM_PROFILES=cpu,heap
+  int64_t heap_rate = 0;  // STACKSTREAM_HEAP_RATE when > 0
   std::string service;    // STACKSTREAM_SERVICE
   std::vector<std::string> labels;  // k=v each -> STACKSTREAM_LABELS
   std::vector<std::string> command;

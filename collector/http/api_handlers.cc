@@ -90,6 +90,14 @@ std::vector<std::string> CounterComments(const std::map<std::string, int64_t>& c
   return out;
 }
 
+// type=heap names the four heap types together: only a pprof file holds
+// several sample types.
+Status OnlyOneType(const ProfileQuery& query) {
+  if (query.mode != "heap") return Status::OK();
+  return ParamError("type", "heap (the four heap types together) is only for format=pprof; "
+                            "pick one of alloc_objects, alloc_space, inuse_objects, inuse_space");
+}
+
 }  // namespace
 
 HttpReply ApiHandlers::Services(const QueryParams& params) {
@@ -133,6 +141,10 @@ HttpReply ApiHandlers::Profile(const QueryParams& params, int64_t now_unix_nanos
   ProfileQuery query;
   s = ParseProfileQuery(params, now_unix_nanos, QueryParamNames(), &query);
   if (!s.ok()) return StatusReply(s);
+  if (query.mode == "heap") {
+    if (format != "pprof") return StatusReply(OnlyOneType(query));
+    return HeapPprof(query);
+  }
   stackstream::Profile profile;
   std::map<std::string, int64_t> counters;
   s = ReadProfile(query, &profile, &counters);
@@ -160,9 +172,39 @@ HttpReply ApiHandlers::Profile(const QueryParams& params, int64_t now_unix_nanos
     reply.headers.emplace_back("Content-Disposition",
                                "attachment; filename=\"" + base_name + ".speedscope.json\"");
   } else {
-    const int64_t period = profile.period_nanos > 0 ? profile.period_nanos : 1;
-    reply.body = exporter::FlameGraphFrameJson(exporter::FlameGraphRows(profile), period, "ns");
+    if (IsHeapSampleType(profile.mode)) {
+      const bool bytes = std::string(SampleTypeUnit(profile.mode)) == "bytes";
+      reply.body = exporter::FlameGraphFrameJson(exporter::FlameGraphRows(profile), 1,
+                                                 bytes ? "bytes" : "short");
+    } else {
+      const int64_t period = profile.period_nanos > 0 ? profile.period_nanos : 1;
+      reply.body = exporter::FlameGraphFrameJson(exporter::FlameGraphRows(profile), period, "ns");
+    }
   }
+  return reply;
+}
+
+HttpReply ApiHandlers::HeapPprof(const ProfileQuery& query) {
+  stackstream::Profile by_type[4];
+  std::map<std::string, int64_t> counters;
+  for (int t = 0; t < 4; ++t) {
+    ProfileQuery q = query;
+    q.mode = kHeapSampleTypes[t];
+    Status s = store_->Query(q, &by_type[t]);
+    if (!s.ok()) return StatusReply(s);
+    if (t == 0) {
+      s = store_->Counters(q, &counters);
+      if (!s.ok()) return StatusReply(s);
+    }
+  }
+  by_type[0].comments = CounterComments(counters);
+  const stackstream::Profile* parts[4] = {&by_type[0], &by_type[1], &by_type[2], &by_type[3]};
+  HttpReply reply;
+  reply.content_type = "application/octet-stream";
+  reply.body = EncodeHeapPprofGzip(parts);
+  reply.headers.emplace_back("Content-Disposition",
+                             "attachment; filename=\"" + SafeFileName(query.service + ".heap") +
+                                 ".pb.gz\"");
   return reply;
 }
 
@@ -180,6 +222,7 @@ HttpReply ApiHandlers::Top(const QueryParams& params, int64_t now_unix_nanos) {
   ProfileQuery query;
   s = ParseProfileQuery(params, now_unix_nanos, QueryParamNames(), &query);
   if (!s.ok()) return StatusReply(s);
+  if (!(s = OnlyOneType(query)).ok()) return StatusReply(s);
   stackstream::Profile profile;
   std::map<std::string, int64_t> counters;
   s = ReadProfile(query, &profile, &counters);
@@ -201,6 +244,7 @@ HttpReply ApiHandlers::Counters(const QueryParams& params, int64_t now_unix_nano
   ProfileQuery query;
   Status s = ParseProfileQuery(params, now_unix_nanos, QueryParamNames(), &query);
   if (!s.ok()) return StatusReply(s);
+  if (!(s = OnlyOneType(query)).ok()) return StatusReply(s);
   std::map<std::string, int64_t> counters;
   s = store_->Counters(query, &counters);
   if (!s.ok()) return StatusReply(s);
@@ -228,6 +272,7 @@ HttpReply ApiHandlers::Diff(const QueryParams& params, int64_t now_unix_nanos) {
   ProfileQuery target;
   s = ParseProfileQuery(params, now_unix_nanos, QueryParamNames(), &target);
   if (!s.ok()) return StatusReply(s);
+  if (!(s = OnlyOneType(target)).ok()) return StatusReply(s);
 
   std::string base_from, base_to, base_selector;
   const bool has_from = GetParam(params, "base_from", &base_from);
@@ -290,6 +335,7 @@ HttpReply ApiHandlers::Series(const QueryParams& params, int64_t now_unix_nanos)
   ProfileQuery query;
   Status s = ParseProfileQuery(params, now_unix_nanos, QueryParamNames(), &query);
   if (!s.ok()) return StatusReply(s);
+  if (!(s = OnlyOneType(query)).ok()) return StatusReply(s);
   std::string function;
   GetParam(params, "function", &function);
   if (function.size() > 4096) return StatusReply(ParamError("function", "longer than 4096 bytes"));

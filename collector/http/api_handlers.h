@@ -45,6 +45,8 @@ class ApiHandlers {
 
  private:
   // The merged profile of "query" and what the agents lost in its range.
+  // type=heap&format=pprof: the four heap types in one pprof.
+  HttpReply HeapPprof(const ProfileQuery& query);
   Status ReadProfile(const ProfileQuery& query, stackstream::Profile* profile,
                      std::map<std::string, int64_t>* counters);
 

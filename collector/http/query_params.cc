@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "http/selector.h"
+#include "format/profile.h"
 #include "http/time_parse.h"
 
 namespace stackstream {
@@ -83,8 +84,13 @@ Status ParseProfileQuery(const QueryParams& params, int64_t now_unix_nanos,
   query->from_unix_nanos = from;
   query->to_unix_nanos = to;
 
-  if (GetParam(params, "mode", &text) && !text.empty()) {
-    if (text != "cpu" && text != "wall") return ParamError("mode", "want cpu or wall");
+  // type= is the profile type; mode= its older name (still accepted).
+  for (const char* name : {"mode", "type"}) {
+    if (!GetParam(params, name, &text) || text.empty()) continue;
+    if (text != "cpu" && text != "wall" && text != "heap" && !IsHeapSampleType(text)) {
+      return ParamError(name, "want cpu, wall, alloc_objects, alloc_space, inuse_objects, "
+                              "inuse_space (or heap: the four, pprof only)");
+    }
     query->mode = text;
   }
   return Status::OK();

@@ -1,5 +1,7 @@
 // Parsing of the query parameters the /api/v1 endpoints share:
-//   service=S  selector={k="v",...}  from=T  to=T  mode=cpu|wall  limit=N
+//   service=S  selector={k="v",...}  from=T  to=T  limit=N
+//   type=cpu|wall|alloc_objects|alloc_space|inuse_objects|inuse_space|heap
+//   (mode= is the same parameter's older name)
 // Errors name the parameter. Thread-safe (pure functions).
 #pragma once
 

@@ -137,6 +137,25 @@ class IngestServiceImpl final : public v1::IngestService::Service {
 
     bool duplicate = false;
     s = store_->Write(record, &duplicate);
+    // Heap sample sets: each type is a profile type of its own, stored as
+    // its mode. Idempotency per type: (agent_instance_id + "/" + type,
+    // sequence). Drop counters stay with the main record.
+    for (int i = 0; s.ok() && i < summary.sample_sets_size(); ++i) {
+      const v1::SampleSet& set = summary.sample_sets(i);
+      SummaryRecord heap;
+      heap.agent_instance_id = record.agent_instance_id + "/" + set.type();
+      heap.sequence = record.sequence;
+      heap.service = record.service;
+      heap.labels = record.labels;
+      ProfileBuilder hb;
+      AddSampleSetToProfile(summary, set, &hb);
+      heap.profile = hb.Release();
+      heap.profile.mode = set.type();
+      heap.profile.start_unix_nanos = summary.start_time_unix_nanos();
+      heap.profile.end_unix_nanos = summary.end_time_unix_nanos();
+      bool heap_duplicate = false;
+      s = store_->Write(heap, &heap_duplicate);
+    }
     if (!s.ok()) {
       spdlog::error("ingest: storing sequence {} of agent {} failed: {}", request.sequence(),
                     request.agent_instance_id(), s.ToString());

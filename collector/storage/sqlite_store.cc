@@ -72,7 +72,8 @@ constexpr char kSelectModeId[] = "SELECT id FROM strings WHERE value = ?1";
 constexpr char kSelectStringById[] = "SELECT value FROM strings WHERE id = ?1";
 constexpr char kSelectSamples[] =
     "SELECT mode_id, bucket_start, stack_counts FROM samples WHERE series_id = ?1 AND "
-    "bucket_start >= ?2 AND bucket_start < ?3 AND (?4 = 0 OR mode_id = ?4)";
+    "bucket_start >= ?2 AND bucket_start < ?3 AND (?4 = 0 OR mode_id = ?4) "
+    "ORDER BY bucket_start, id";
 constexpr char kSelectCounters[] =
     "SELECT name_id, sum(value) FROM counters WHERE series_id = ?1 AND bucket_start >= ?2 AND "
     "bucket_start < ?3 AND (?4 = 0 OR mode_id = ?4) GROUP BY name_id";
@@ -304,7 +305,8 @@ Status SqliteStore::WriteOne(const SummaryRecord& record, bool* duplicate) {
     st.Bind(1, series_id).Bind(2, bucket).Bind(3, mode_id).Bind(4, name_id).Bind(5, value);
     SS_RETURN_IF_ERROR(st.Run());
   }
-  if (counts.empty()) return Status::OK();
+  // An empty in-use snapshot is data (nothing live any more): stored too.
+  if (counts.empty() && !IsGaugeSampleType(p.mode)) return Status::OK();
   std::vector<std::pair<int64_t, int64_t>> pairs(counts.begin(), counts.end());
   SS_PREPARE(st, writer_.get(), kInsertSamples);
   st.Bind(1, series_id).Bind(2, bucket).Bind(3, mode_id).BindBlob(4, EncodeStackCounts(&pairs));
@@ -509,6 +511,15 @@ Status SqliteStore::MatchSeries(SqliteConnection* conn, const ProfileQuery& quer
   return Status::OK();
 }
 
+Status SqliteStore::HeapModeIds(SqliteConnection* conn, std::set<int64_t>* out) {
+  for (const char* type : kHeapSampleTypes) {
+    int64_t id = 0;
+    SS_RETURN_IF_ERROR(LookupModeId(conn, type, &id));
+    if (id > 0) out->insert(id);
+  }
+  return Status::OK();
+}
+
 Status SqliteStore::LookupModeId(SqliteConnection* conn, const std::string& mode, int64_t* id) {
   *id = 0;
   if (mode.empty()) return Status::OK();
@@ -601,32 +612,51 @@ Status SqliteStore::Query(const ProfileQuery& query, Profile* out) {
   int64_t mode_id = 0;
   SS_RETURN_IF_ERROR(LookupModeId(conn, query.mode, &mode_id));
   if (mode_id < 0) series.clear();
+  // In-use heap types are gauges: each series (one process: its labels
+  // carry host and pid) contributes its latest snapshot in the range, never
+  // a sum of snapshots. A query for no mode in particular leaves the heap
+  // types out (bytes and samples do not add up).
+  const bool gauge = IsGaugeSampleType(query.mode);
+  std::set<int64_t> heap_modes;
+  if (query.mode.empty()) SS_RETURN_IF_ERROR(HeapModeIds(conn, &heap_modes));
 
   BucketRange r = RangeOf(query);
   std::unordered_map<int64_t, int64_t> counts;  // stack id -> samples
   std::map<int64_t, int64_t> mode_counts;       // mode id -> samples
   int64_t min_bucket = std::numeric_limits<int64_t>::max(), max_bucket = 0, period = 0;
   std::string blob;
+  auto add_row = [&](int64_t mode, int64_t bucket, const std::string& data, int64_t series_id) {
+    int64_t n = 0;
+    bool ok = ForEachStackCount(data, [&](int64_t stack_id, int64_t count) {
+      counts[stack_id] += count;
+      n += count;
+    });
+    if (!ok) return Status::Corruption("samples of series " + std::to_string(series_id));
+    mode_counts[mode] += n;
+    min_bucket = std::min(min_bucket, bucket);
+    max_bucket = std::max(max_bucket, bucket);
+    return Status::OK();
+  };
   for (const SeriesRow& s : series) {
     SS_PREPARE(st, conn, kSelectSamples);
     st.Bind(1, s.id).Bind(2, r.lo).Bind(3, r.hi).Bind(4, mode_id);
     int rc;
     bool any = false;
+    int64_t latest_mode = 0, latest_bucket = 0;
     while ((rc = st.Step()) == SQLITE_ROW) {
-      any = true;
       const int64_t mode = st.ColumnInt(0), bucket = st.ColumnInt(1);
+      if (heap_modes.count(mode) != 0) continue;
+      any = true;
       blob = st.ColumnBlob(2);
-      int64_t n = 0;
-      bool ok = ForEachStackCount(blob, [&](int64_t stack_id, int64_t count) {
-        counts[stack_id] += count;
-        n += count;
-      });
-      if (!ok) return Status::Corruption("samples of series " + std::to_string(s.id));
-      mode_counts[mode] += n;
-      min_bucket = std::min(min_bucket, bucket);
-      max_bucket = std::max(max_bucket, bucket);
+      if (gauge) {  // rows come oldest first: keep the last
+        latest_mode = mode;
+        latest_bucket = bucket;
+        continue;
+      }
+      SS_RETURN_IF_ERROR(add_row(mode, bucket, blob, s.id));
     }
     if (rc != SQLITE_DONE) return conn->Error("select samples");
+    if (gauge && any) SS_RETURN_IF_ERROR(add_row(latest_mode, latest_bucket, blob, s.id));
     if (any && period == 0) period = s.period_nanos;
   }
 
@@ -687,6 +717,9 @@ Status SqliteStore::Series(const ProfileQuery& query, int64_t step_nanos,
   SS_RETURN_IF_ERROR(LookupModeId(conn, query.mode, &mode_id));
   if (mode_id < 0) series.clear();
 
+  const bool gauge = IsGaugeSampleType(query.mode);  // per step: latest snapshot of each series
+  std::set<int64_t> heap_modes;
+  if (query.mode.empty()) SS_RETURN_IF_ERROR(HeapModeIds(conn, &heap_modes));
   const BucketRange r = RangeOf(query);
   const int64_t origin = query.from_unix_nanos > 0 ? query.from_unix_nanos : 0;
   auto step_of = [&](int64_t bucket) {
@@ -699,16 +732,10 @@ Status SqliteStore::Series(const ProfileQuery& query, int64_t step_nanos,
   Frame frame;
   std::string blob;
   Status inner;
-  for (const SeriesRow& s : series) {
-    SS_PREPARE(st, conn, kSelectSamples);
-    st.Bind(1, s.id).Bind(2, r.lo).Bind(3, r.hi).Bind(4, mode_id);
-    int rc;
-    while ((rc = st.Step()) == SQLITE_ROW) {
-      int64_t t = step_of(st.ColumnInt(1));
-      SeriesPoint& pt = points[t];
-      pt.unix_nanos = t;
-      blob = st.ColumnBlob(2);
-      bool ok = ForEachStackCount(blob, [&](int64_t stack_id, int64_t n) {
+  auto add_blob = [&](int64_t t, const std::string& data, int64_t series_id) {
+    SeriesPoint& pt = points[t];
+    pt.unix_nanos = t;
+    bool ok = ForEachStackCount(data, [&](int64_t stack_id, int64_t n) {
         pt.total += n;
         if (function.empty() || !inner.ok()) return;
         auto it = has_function.find(stack_id);
@@ -725,11 +752,26 @@ Status SqliteStore::Series(const ProfileQuery& query, int64_t step_nanos,
           it = has_function.emplace(stack_id, found).first;
         }
         if (it->second) pt.matched += n;
-      });
-      if (!ok) return Status::Corruption("samples of series " + std::to_string(s.id));
-      if (!inner.ok()) return inner;
+    });
+    if (!ok) return Status::Corruption("samples of series " + std::to_string(series_id));
+    return inner;
+  };
+  for (const SeriesRow& s : series) {
+    SS_PREPARE(st, conn, kSelectSamples);
+    st.Bind(1, s.id).Bind(2, r.lo).Bind(3, r.hi).Bind(4, mode_id);
+    int rc;
+    std::map<int64_t, std::string> latest;  // gauge: step -> its last snapshot
+    while ((rc = st.Step()) == SQLITE_ROW) {
+      if (heap_modes.count(st.ColumnInt(0)) != 0) continue;
+      int64_t t = step_of(st.ColumnInt(1));
+      if (gauge) {
+        latest[t] = st.ColumnBlob(2);
+        continue;
+      }
+      SS_RETURN_IF_ERROR(add_blob(t, st.ColumnBlob(2), s.id));
     }
     if (rc != SQLITE_DONE) return conn->Error("select samples");
+    for (const auto& [t, data] : latest) SS_RETURN_IF_ERROR(add_blob(t, data, s.id));
   }
   for (auto& kv : points) out->push_back(kv.second);
   return Status::OK();

@@ -22,6 +22,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -86,6 +87,8 @@ class SqliteStore : public Store {
   Status MatchSeries(SqliteConnection* conn, const ProfileQuery& query,
                      const CompiledMatchers& matchers, std::vector<SeriesRow>* out);
   Status LookupModeId(SqliteConnection* conn, const std::string& mode, int64_t* id);
+  // String ids of the heap sample types stored so far.
+  Status HeapModeIds(SqliteConnection* conn, std::set<int64_t>* out);
   Status LoadStack(SqliteConnection* conn, int64_t id, StackRow* out);
   Status LoadFrame(SqliteConnection* conn, int64_t id, Frame* out);
 

@@ -42,7 +42,10 @@ struct ProfileQuery {
   std::vector<LabelMatcher> matchers;  // all must hold
   int64_t from_unix_nanos = 0;         // inclusive
   int64_t to_unix_nanos = 0;           // exclusive
-  std::string mode;                    // "cpu", "wall" or empty for any
+  // "cpu", "wall", a heap sample type (format/profile.h), or empty for any
+  // clock mode (heap types are only read when asked for by name). In-use
+  // types are gauges: each series' latest snapshot in the range.
+  std::string mode;
 };
 
 struct ServiceInfo {

@@ -2,8 +2,8 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstdint>
-
 #include <map>
 #include <tuple>
 #include <unordered_map>
@@ -81,14 +81,18 @@ Msg ValueType(StringTable* st, const std::string& type, const std::string& unit)
   return m;
 }
 
-}  // namespace
+// What the samples' values mean: one row of values per profile sample.
+struct Columns {
+  std::vector<std::pair<std::string, std::string>> types;
+  std::pair<std::string, std::string> period_type;
+  int64_t period = 0;
+  std::vector<std::vector<int64_t>> values;
+};
 
-std::string EncodePprof(const Profile& profile) {
+std::string Encode(const Profile& profile, const Columns& columns) {
   StringTable st;
   Msg out;
-  const std::string value_type = profile.mode == "wall" ? "wall" : "cpu";
-  out.Sub(kSampleType, ValueType(&st, "samples", "count"));
-  out.Sub(kSampleType, ValueType(&st, value_type, "nanoseconds"));
+  for (const auto& t : columns.types) out.Sub(kSampleType, ValueType(&st, t.first, t.second));
 
   // Mappings: one per module (path + build-id).
   std::map<std::pair<std::string, std::string>, uint64_t> mapping_ids;
@@ -151,7 +155,8 @@ std::string EncodePprof(const Profile& profile) {
 
   std::vector<uint64_t> loc_ids;
   std::vector<uint32_t> group;
-  for (const auto& s : profile.samples) {
+  for (size_t si = 0; si < profile.samples.size(); ++si) {
+    const ProfileSample& s = profile.samples[si];
     loc_ids.clear();
     group.clear();
     for (uint32_t fi : s.frames) {
@@ -164,9 +169,9 @@ std::string EncodePprof(const Profile& profile) {
     if (!group.empty()) loc_ids.push_back(location_id(group));
     Msg sample;
     sample.Packed(1, loc_ids);
-    int64_t nanos;  // saturates: a merged count times the period can exceed int64
-    if (__builtin_mul_overflow(s.count, profile.period_nanos, &nanos)) nanos = INT64_MAX;
-    sample.Packed(2, {static_cast<uint64_t>(s.count), static_cast<uint64_t>(nanos)});
+    std::vector<uint64_t> values;
+    for (int64_t v : columns.values[si]) values.push_back(static_cast<uint64_t>(v));
+    sample.Packed(2, values);
     if (s.truncated) {
       Msg label;
       label.Varint(1, st.Index("truncated"));
@@ -184,8 +189,8 @@ std::string EncodePprof(const Profile& profile) {
     out.Varint(kDurationNanos, static_cast<uint64_t>(profile.end_unix_nanos) -
                                    static_cast<uint64_t>(profile.start_unix_nanos));
   }
-  out.Sub(kPeriodType, ValueType(&st, value_type, "nanoseconds"));
-  out.Varint(kPeriod, static_cast<uint64_t>(profile.period_nanos));
+  out.Sub(kPeriodType, ValueType(&st, columns.period_type.first, columns.period_type.second));
+  out.Varint(kPeriod, static_cast<uint64_t>(columns.period));
   // comment: repeated int64 string-table indexes (unpacked; parsers accept
   // both forms). Empty comments are skipped: index 0 would be dropped anyway.
   for (const std::string& comment : profile.comments) {
@@ -201,8 +206,7 @@ std::string EncodePprof(const Profile& profile) {
   return result;
 }
 
-std::string EncodePprofGzip(const Profile& profile) {
-  const std::string raw = EncodePprof(profile);
+std::string Gzip(const std::string& raw) {
   z_stream zs{};
   if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
     return std::string();
@@ -218,6 +222,68 @@ std::string EncodePprofGzip(const Profile& profile) {
   deflateEnd(&zs);
   if (rc != Z_STREAM_END) return std::string();
   return out;
+}
+
+}  // namespace
+
+std::string EncodePprof(const Profile& profile) {
+  Columns c;
+  c.values.reserve(profile.samples.size());
+  if (IsHeapSampleType(profile.mode)) {
+    c.types = {{profile.mode, SampleTypeUnit(profile.mode)}};
+    c.period_type = {"space", "bytes"};
+    for (const auto& s : profile.samples) c.values.push_back({s.count});
+  } else {
+    const std::string value_type = profile.mode == "wall" ? "wall" : "cpu";
+    c.types = {{"samples", "count"}, {value_type, "nanoseconds"}};
+    c.period_type = {value_type, "nanoseconds"};
+    c.period = profile.period_nanos;
+    for (const auto& s : profile.samples) {
+      int64_t nanos;  // saturates: a merged count times the period can exceed int64
+      if (__builtin_mul_overflow(s.count, profile.period_nanos, &nanos)) nanos = INT64_MAX;
+      c.values.push_back({s.count, nanos});
+    }
+  }
+  return Encode(profile, c);
+}
+
+std::string EncodePprofGzip(const Profile& profile) { return Gzip(EncodePprof(profile)); }
+
+std::string EncodeHeapPprofGzip(const Profile* const by_type[4]) {
+  ProfileBuilder builder;
+  Profile* merged = builder.mutable_profile();
+  merged->mode = "heap";
+  Columns c;
+  for (const char* t : kHeapSampleTypes) c.types.push_back({t, SampleTypeUnit(t)});
+  c.period_type = {"space", "bytes"};
+  std::map<std::pair<std::vector<uint32_t>, bool>, size_t> rows;
+  std::vector<uint32_t> frames;
+  for (int i = 0; i < 4; ++i) {
+    const Profile* p = by_type[i];
+    if (p == nullptr) continue;
+    if (p->start_unix_nanos != 0 &&
+        (merged->start_unix_nanos == 0 || p->start_unix_nanos < merged->start_unix_nanos)) {
+      merged->start_unix_nanos = p->start_unix_nanos;
+    }
+    merged->end_unix_nanos = std::max(merged->end_unix_nanos, p->end_unix_nanos);
+    for (const std::string& comment : p->comments) merged->comments.push_back(comment);
+    for (const ProfileSample& s : p->samples) {
+      frames.clear();
+      for (uint32_t f : s.frames) frames.push_back(builder.InternFrame(p->frames[f]));
+      auto key = std::make_pair(frames, s.truncated);
+      auto it = rows.find(key);
+      if (it == rows.end()) {
+        it = rows.emplace(key, merged->samples.size()).first;
+        ProfileSample n;
+        n.frames = frames;
+        n.truncated = s.truncated;
+        merged->samples.push_back(std::move(n));
+        c.values.push_back(std::vector<int64_t>(4, 0));
+      }
+      c.values[it->second][i] += s.count;
+    }
+  }
+  return Gzip(Encode(*merged, c));
 }
 
 }  // namespace stackstream

@@ -4,6 +4,23 @@
 
 namespace stackstream {
 
+bool IsHeapSampleType(const std::string& mode) {
+  for (const char* t : kHeapSampleTypes) {
+    if (mode == t) return true;
+  }
+  return false;
+}
+
+bool IsGaugeSampleType(const std::string& mode) {
+  return mode == "inuse_objects" || mode == "inuse_space";
+}
+
+const char* SampleTypeUnit(const std::string& mode) {
+  if (mode == "alloc_space" || mode == "inuse_space") return "bytes";
+  if (mode == "alloc_objects" || mode == "inuse_objects") return "count";
+  return "nanoseconds";
+}
+
 namespace {
 inline void HashCombine(size_t* seed, size_t v) {
   *seed ^= v + 0x9e3779b97f4a7c15ULL + (*seed << 6) + (*seed >> 2);

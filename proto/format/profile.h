@@ -18,6 +18,19 @@
 
 namespace stackstream {
 
+// Profile types ("modes"). "cpu" and "wall" count samples of a clock; the
+// heap sample types (STACKSTREAM_PROFILES=heap) are each a profile type of
+// their own, the way Pyroscope stores them:
+//   alloc_objects (count), alloc_space (bytes): allocations, summed over time;
+//   inuse_objects (count), inuse_space (bytes): gauges, a snapshot of what
+//   is live; a range takes the latest snapshot of each process, never a sum.
+// "heap" names the four together (pprof export).
+constexpr const char* kHeapSampleTypes[4] = {"alloc_objects", "alloc_space", "inuse_objects",
+                                            "inuse_space"};
+bool IsHeapSampleType(const std::string& mode);
+bool IsGaugeSampleType(const std::string& mode);  // inuse_*
+const char* SampleTypeUnit(const std::string& mode);  // "count", "bytes" or "nanoseconds"
+
 struct Frame {
   std::string function;  // demangled name, or "module+0x1f00" when unknown
   std::string file;      // source file; empty when unknown
@@ -38,12 +51,12 @@ struct FrameHash {
 
 struct ProfileSample {
   std::vector<uint32_t> frames;  // LEAF FIRST; indexes into Profile::frames
-  int64_t count = 0;             // number of samples
+  int64_t count = 0;             // number of samples (heap types: objects or bytes)
   bool truncated = false;        // the stack was cut at the agent's max depth
 };
 
 struct Profile {
-  std::string mode = "cpu";       // "cpu" or "wall"
+  std::string mode = "cpu";       // "cpu", "wall" or a heap sample type (above)
   int64_t period_nanos = 10000000;  // nanoseconds per sample (1e9 / Hz)
   int64_t start_unix_nanos = 0;
   int64_t end_unix_nanos = 0;

@@ -22,12 +22,12 @@ std::map<std::string, std::string> SummaryLabels(const v1::StackSummary& summary
   return labels;
 }
 
-void AddSummaryToProfile(const v1::StackSummary& s, ProfileBuilder* builder) {
+namespace {
+
+void AddSamples(const v1::StackSummary& s,
+                const google::protobuf::RepeatedPtrField<v1::Sample>& samples,
+                ProfileBuilder* builder) {
   Profile* p = builder->mutable_profile();
-  if (p->samples.empty()) {
-    p->mode = ModeName(s.mode());
-    p->period_nanos = s.period_nanos();
-  }
   if (p->start_unix_nanos == 0 || s.start_time_unix_nanos() < p->start_unix_nanos) {
     p->start_unix_nanos = s.start_time_unix_nanos();
   }
@@ -60,10 +60,31 @@ void AddSummaryToProfile(const v1::StackSummary& s, ProfileBuilder* builder) {
       stack_frames[i].insert(stack_frames[i].end(), fr.begin(), fr.end());
     }
   }
-  for (const auto& smp : s.samples()) {
+  for (const auto& smp : samples) {
     builder->AddSample(stack_frames[smp.stack_index()], smp.count(),
                        s.stacks(smp.stack_index()).truncated());
   }
+}
+
+}  // namespace
+
+void AddSummaryToProfile(const v1::StackSummary& s, ProfileBuilder* builder) {
+  Profile* p = builder->mutable_profile();
+  if (p->samples.empty()) {
+    p->mode = ModeName(s.mode());
+    p->period_nanos = s.period_nanos();
+  }
+  AddSamples(s, s.samples(), builder);
+}
+
+void AddSampleSetToProfile(const v1::StackSummary& s, const v1::SampleSet& set,
+                           ProfileBuilder* builder) {
+  Profile* p = builder->mutable_profile();
+  if (p->samples.empty()) {
+    p->mode = set.type();
+    p->period_nanos = 1;
+  }
+  AddSamples(s, set.samples(), builder);
 }
 
 }  // namespace stackstream

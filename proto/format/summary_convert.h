@@ -14,7 +14,14 @@ namespace stackstream {
 // Appends the samples of a VALID summary (see ValidateSummary) to "builder",
 // expanding inline lines into frames. Sets mode/period/time window.
 // REQUIRES: ValidateSummary(summary).ok()
+// Heap summaries: the clock samples only (none when only heap is profiled).
 void AddSummaryToProfile(const v1::StackSummary& summary, ProfileBuilder* builder);
+
+// Appends the samples of one of its sample sets (heap profiles) instead:
+// mode = set.type, period_nanos = 1.
+// REQUIRES: ValidateSummary(summary).ok(), "set" one of summary.sample_sets()
+void AddSampleSetToProfile(const v1::StackSummary& summary, const v1::SampleSet& set,
+                           ProfileBuilder* builder);
 
 // Labels of a summary as a map, with "service" (from process.service) added.
 std::map<std::string, std::string> SummaryLabels(const v1::StackSummary& summary);

@@ -1,5 +1,7 @@
 #include "validate.h"
 
+#include "profile.h"
+
 #include <set>
 #include <string>
 
@@ -143,6 +145,34 @@ Status ValidateSummary(const v1::StackSummary& s, const SummaryLimits& limits) {
       return OutOfRange(p + ".thread_index", smp.thread_index(), s.threads_size(), "threads");
     }
   }
+  // 10b. sample sets (heap profiles): known types, each once, samples as in 10.
+  std::set<std::string> set_types;
+  for (int k = 0; k < s.sample_sets_size(); ++k) {
+    const auto& set = s.sample_sets(k);
+    const std::string q = Idx("sample_sets", k);
+    if (!IsHeapSampleType(set.type())) {
+      return Status::InvalidArgument(q + ".type: \"" + set.type() +
+                                     "\" is not alloc_objects, alloc_space, inuse_objects or "
+                                     "inuse_space");
+    }
+    if (!set_types.insert(set.type()).second) {
+      return Status::InvalidArgument(q + ".type: duplicate \"" + set.type() + "\"");
+    }
+    for (int i = 0; i < set.samples_size(); ++i) {
+      const auto& smp = set.samples(i);
+      const std::string p = q + Idx(".samples", i);
+      if (smp.stack_index() >= static_cast<uint32_t>(s.stacks_size())) {
+        return OutOfRange(p + ".stack_index", smp.stack_index(), s.stacks_size(), "stacks");
+      }
+      if (smp.count() <= 0) {
+        return Status::InvalidArgument(p + ".count: " + std::to_string(smp.count()) +
+                                       " (must be > 0)");
+      }
+      if (smp.thread_index() > static_cast<uint32_t>(s.threads_size())) {
+        return OutOfRange(p + ".thread_index", smp.thread_index(), s.threads_size(), "threads");
+      }
+    }
+  }
   // 11. labels
   if (s.labels_size() > limits.max_labels) {
     return Status::ResourceExhausted("labels: " + std::to_string(s.labels_size()) + " (max " +
@@ -181,7 +211,10 @@ Status ValidateSummary(const v1::StackSummary& s, const SummaryLimits& limits) {
                               c.reentrant_signals(),            c.stacks_dropped_limit(),
                               c.summaries_rejected(),           c.agent_reconnects(),
                               c.samples_lost_agent_restart(),   c.messages_dropped(),
-                              c.modules_rejected()};
+                              c.modules_rejected(),
+                              c.heap_samples_dropped_ring_full(),
+                              c.heap_samples_untracked_table_full(),
+                              c.heap_samples_dropped_no_thread()};
   for (int64_t v : counters) {
     if (v < 0) return Status::InvalidArgument("counters: negative value " + std::to_string(v));
   }

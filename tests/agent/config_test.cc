@@ -18,7 +18,8 @@ class ConfigTest : public ::testing::Test {
          {"STACKSTREAM_DISABLE", "STACKSTREAM_COLLECTOR", "STACKSTREAM_OUTPUT", "STACKSTREAM_SERVICE",
           "STACKSTREAM_LABELS", "STACKSTREAM_MODE", "STACKSTREAM_HZ", "STACKSTREAM_FLUSH_MS",
           "STACKSTREAM_MAX_DEPTH", "STACKSTREAM_LOG", "STACKSTREAM_LOG_FILE", "STACKSTREAM_TOKEN",
-          "STACKSTREAM_TLS_CA", "STACKSTREAM_CPU_CLOCK", "STACKSTREAM_SPOOL_BYTES"}) {
+          "STACKSTREAM_TLS_CA", "STACKSTREAM_CPU_CLOCK", "STACKSTREAM_SPOOL_BYTES",
+          "STACKSTREAM_PROFILES", "STACKSTREAM_HEAP_RATE"}) {
       unsetenv(v);
     }
   }
@@ -93,6 +94,31 @@ TEST_F(ConfigTest, BadValuesKeepDefaultsWithOneWarningEach) {
   bool hz_named = false;
   for (const auto& w : c.warnings) hz_named |= w.find("STACKSTREAM_HZ=\"fast\"") != std::string::npos;
   EXPECT_TRUE(hz_named);
+}
+
+TEST_F(ConfigTest, ProfilesAndHeapRate) {
+  Config d = ReadConfigFromEnv(1);
+  EXPECT_TRUE(d.profile_cpu);
+  EXPECT_FALSE(d.profile_heap);
+  EXPECT_EQ(d.heap_rate, 512 * 1024);
+  setenv("STACKSTREAM_PROFILES", "cpu,heap", 1);
+  setenv("STACKSTREAM_HEAP_RATE", "65536", 1);
+  Config c = ReadConfigFromEnv(1);
+  EXPECT_TRUE(c.profile_cpu);
+  EXPECT_TRUE(c.profile_heap);
+  EXPECT_EQ(c.heap_rate, 65536);
+  setenv("STACKSTREAM_PROFILES", "heap", 1);
+  Config h = ReadConfigFromEnv(1);
+  EXPECT_FALSE(h.profile_cpu);
+  EXPECT_TRUE(h.profile_heap);
+  setenv("STACKSTREAM_PROFILES", "cpu,gpu", 1);
+  setenv("STACKSTREAM_HEAP_RATE", "0", 1);
+  Config bad = ReadConfigFromEnv(1);
+  EXPECT_TRUE(bad.profile_cpu);
+  EXPECT_FALSE(bad.profile_heap);
+  EXPECT_EQ(bad.heap_rate, 512 * 1024);
+  ASSERT_EQ(bad.warnings.size(), 2u);
+  EXPECT_NE(bad.warnings[0].find("STACKSTREAM_PROFILES=\"cpu,gpu\""), std::string::npos);
 }
 
 TEST_F(ConfigTest, EmptyValuesAreUnset) {

@@ -35,7 +35,9 @@ ALL_NAMES = ["samples_dropped_ring_full", "unwind_failures", "truncated_stacks",
              "timers_failed", "summaries_dropped_spool_full", "samples_dropped_spool_full",
              "reentrant_signals", "stacks_dropped_limit", "summaries_rejected",
              "agent_reconnects", "samples_lost_agent_restart", "messages_dropped",
-             "modules_rejected"]
+             "modules_rejected",
+             "heap_samples_dropped_ring_full", "heap_samples_untracked_table_full",
+             "heap_samples_dropped_no_thread"]
 N = AGENTS * SUMMARIES
 DROPPED = N * (2 + 7 + 1)
 

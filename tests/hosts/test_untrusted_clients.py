@@ -43,10 +43,10 @@ AGENT_BIN = binary("bin", "stackstream-agent")
 HZ = 100
 
 # capture_format.h
-MSG_MAGIC, FORMAT_VERSION = 0x53534D31, 1
+MSG_MAGIC, FORMAT_VERSION = 0x53534D31, 2
 CONTROL_MAGIC, RING_MAGIC = 0x3130544C52544353, 0x31304752494E4753
 HELLO, RING, MODULE, MODULES_END, FLUSH, GOODBYE = 1, 2, 3, 4, 5, 6
-CONTROL_BYTES, RECORD_BYTES, RING_HEADER_BYTES = 152, 176, 4096
+CONTROL_BYTES, RECORD_BYTES, RING_HEADER_BYTES = 152, 224, 4096
 MODULE_BYTES, PATH_BYTES_AT, DEV_AT, INODE_AT, SEGCOUNT_AT, SEGS_AT = 432, 424, 48, 56, 100, 104
 
 
@@ -166,7 +166,11 @@ def racer_client(sock_path, stop):
             os.pwrite(fd, regs + struct.pack("<QIIiIqQ", rnd.getrandbits(64),
                                              rnd.choice((0, 4096, 0xFFFFFFFF)),
                                              rnd.choice((1, 0xFFFFFFFF)), 1, 1, time.time_ns(),
-                                             rnd.choice((1, 0, 1 << 63))), at)
+                                             rnd.choice((1, 0, 1 << 63))) +
+                      # kind (cpu, alloc, unknown), alloc size/address/id, heap rate
+                      struct.pack("<IIQQQQQ", rnd.choice((0, 1, 7)), 0,
+                                  rnd.choice((0, 1, 1 << 63, (1 << 64) - 1)), rnd.getrandbits(64),
+                                  rnd.getrandbits(64), rnd.choice((0, 1, (1 << 64) - 1)), 0), at)
         head += 8
         os.pwrite(fd, struct.pack("<Q", head), 64)
         # and rewrite stack sizes right after publishing

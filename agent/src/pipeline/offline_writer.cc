@@ -245,10 +245,35 @@ Status WriteDirect(const Target& t, const std::string& data, int timeout_ms) {
 OfflineWriter::OfflineWriter(std::string path) : OfflineWriter(std::move(path), Options()) {}
 
 OfflineWriter::OfflineWriter(std::string path, Options options)
-    : path_(std::move(path)), options_(options), builder_(new ProfileBuilder()) {}
+    : path_(std::move(path)), options_(options), builder_(new ProfileBuilder()) {
+  for (auto& b : heap_) b.reset(new ProfileBuilder());
+}
+
+std::string OfflineWriter::HeapOutputPath(const std::string& path) {
+  for (const char* ext : {".pb.gz", ".pprof", ".pb"}) {
+    const size_t n = strlen(ext);
+    if (path.size() > n && path.compare(path.size() - n, n, ext) == 0) {
+      return path.substr(0, path.size() - n) + ".heap" + ext;
+    }
+  }
+  return path + ".heap";
+}
 
 void OfflineWriter::Add(const v1::StackSummary& summary) {
   AddSummaryToProfile(summary, builder_.get());
+  for (const v1::SampleSet& set : summary.sample_sets()) {
+    for (int t = 0; t < 4; ++t) {
+      if (set.type() != kHeapSampleTypes[t]) continue;
+      if (IsGaugeSampleType(set.type())) heap_[t].reset(new ProfileBuilder());
+      AddSampleSetToProfile(summary, set, heap_[t].get());
+      Profile* p = heap_[t]->mutable_profile();
+      p->mode = set.type();
+      if (IsGaugeSampleType(set.type()) || p->start_unix_nanos == 0) {
+        p->start_unix_nanos = summary.start_time_unix_nanos();
+      }
+      p->end_unix_nanos = summary.end_time_unix_nanos();
+    }
+  }
   if (start_ns_ == 0 || summary.start_time_unix_nanos() < start_ns_) {
     start_ns_ = summary.start_time_unix_nanos();
   }
@@ -260,20 +285,37 @@ Status OfflineWriter::Write() {
   Profile* profile = builder_->mutable_profile();
   profile->start_unix_nanos = start_ns_;
   profile->end_unix_nanos = end_ns_;
-  std::string data;
   Status status;
-  try {
-    data = EncodePprofGzip(*profile);
-  } catch (const std::exception& e) {
-    status = Status::Internal(std::string("encoding pprof: ") + e.what());
+  if (options_.cpu) {
+    try {
+      status = WriteTo(path_, EncodePprofGzip(*profile));
+    } catch (const std::exception& e) {
+      status = Status::Internal(std::string("encoding pprof: ") + e.what());
+    }
   }
+  if (options_.heap) {
+    Status heap;
+    try {
+      const Profile* by_type[4];
+      for (int t = 0; t < 4; ++t) by_type[t] = heap_[t]->mutable_profile();
+      heap = WriteTo(options_.cpu ? HeapOutputPath(path_) : path_, EncodeHeapPprofGzip(by_type));
+    } catch (const std::exception& e) {
+      heap = Status::Internal(std::string("encoding pprof: ") + e.what());
+    }
+    if (status.ok()) status = heap;
+  }
+  if (!status.ok()) ++failures_;
+  return status;
+}
+
+Status OfflineWriter::WriteTo(const std::string& path, const std::string& data) {
+  Status status;
   Target target;
-  if (status.ok()) status = Resolve(path_, &target);
+  if (status.ok()) status = Resolve(path, &target);
   if (status.ok()) {
     status = target.replace ? WriteViaRename(target, data)
                             : WriteDirect(target, data, options_.direct_timeout_ms);
   }
-  if (!status.ok()) ++failures_;
   return status;
 }
 

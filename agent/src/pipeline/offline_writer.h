@@ -54,7 +54,16 @@ class OfflineWriter {
   struct Options {
     // Bound on one Write() to a FIFO, socket or device (see above).
     int direct_timeout_ms = 250;
+    // What the process profiles (STACKSTREAM_PROFILES). The clock profile
+    // goes to the path; the heap profile (the four heap sample types in one
+    // pprof, in-use = the latest snapshot) goes to the path when only heap
+    // is profiled, else to HeapOutputPath(path).
+    bool cpu = true;
+    bool heap = false;
   };
+
+  // "x.pb.gz" -> "x.heap.pb.gz", "x.pprof" -> "x.heap.pprof", else "x.heap".
+  static std::string HeapOutputPath(const std::string& path);
 
   explicit OfflineWriter(std::string path);
   OfflineWriter(std::string path, Options options);
@@ -74,7 +83,11 @@ class OfflineWriter {
  private:
   std::string path_;
   Options options_;
+  Status WriteTo(const std::string& path, const std::string& data);
+
   std::unique_ptr<ProfileBuilder> builder_;
+  // Heap: alloc_* accumulate, inuse_* are replaced by every summary's snapshot.
+  std::unique_ptr<ProfileBuilder> heap_[4];
   int64_t start_ns_ = 0;
   int64_t end_ns_ = 0;
   int64_t total_samples_ = 0;

@@ -42,6 +42,9 @@ v1::Counters ToCounters(const SamplingCounters& d) {
   c.set_samples_lost_agent_restart(d.samples_lost_agent_restart);
   c.set_messages_dropped(d.messages_dropped);
   c.set_modules_rejected(d.modules_rejected);
+  c.set_heap_samples_dropped_ring_full(d.heap_samples_dropped_ring_full);
+  c.set_heap_samples_untracked_table_full(d.heap_samples_untracked_table_full);
+  c.set_heap_samples_dropped_no_thread(d.heap_samples_dropped_no_thread);
   return c;
 }
 
@@ -50,7 +53,9 @@ bool AnyCounter(const v1::Counters& c) {
          c.timers_failed() || c.summaries_dropped_spool_full() || c.samples_dropped_spool_full() ||
          c.reentrant_signals() || c.stacks_dropped_limit() || c.summaries_rejected() ||
          c.agent_reconnects() || c.samples_lost_agent_restart() || c.messages_dropped() ||
-         c.modules_rejected();
+         c.modules_rejected() ||
+         c.heap_samples_dropped_ring_full() || c.heap_samples_untracked_table_full() ||
+         c.heap_samples_dropped_no_thread();
 }
 
 // Used when the pipeline cannot start: the session keeps draining, inert.
@@ -73,9 +78,13 @@ class PipelineSink : public SampleSink {
         identity, std::move(labels),
         config.mode == Mode::kWall ? v1::SAMPLING_MODE_WALL : v1::SAMPLING_MODE_CPU,
         config.period_nanos(), symbolizer, &thread_names_, pipeline::SummaryBuilder::Options());
+    builder_->SetHeap(config.profile_heap);
     builder_->StartWindow(RealtimeNs());
     if (!config.output.empty()) {
-      offline_ = std::make_unique<pipeline::OfflineWriter>(config.output);
+      pipeline::OfflineWriter::Options options;
+      options.cpu = config.profile_cpu;
+      options.heap = config.profile_heap;
+      offline_ = std::make_unique<pipeline::OfflineWriter>(config.output, options);
     }
     if (!config.collectors.empty()) {
       pipeline::Sender::Options options = pipeline::Sender::OptionsFromConfig(config);
@@ -119,7 +128,9 @@ class PipelineSink : public SampleSink {
         }
       }
       stats_.EndFlush(summary, samples, stacks);
-      if (sender_ != nullptr && (samples > 0 || AnyCounter(summary.counters()))) {
+      // Heap summaries always go: their in-use sets are the current snapshot.
+      if (sender_ != nullptr &&
+          (samples > 0 || summary.sample_sets_size() > 0 || AnyCounter(summary.counters()))) {
         sender_->Enqueue(std::move(summary), samples);
       }
     } catch (const std::exception& e) {

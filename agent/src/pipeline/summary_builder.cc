@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "format/profile.h"
 #include "unwind/module_set.h"
 
 namespace stackstream {
@@ -45,6 +46,7 @@ void SummaryBuilder::Reset() {
   stack_index_.clear();
   threads_.clear();
   counts_.clear();
+  heap_counts_.clear();
   window_samples_ = 0;
   stacks_dropped_limit_ = 0;
   leaf_only_stacks_ = 0;
@@ -205,8 +207,25 @@ void SummaryBuilder::Add(const RawSample& sample) {
     }
   }
   uint64_t key = (static_cast<uint64_t>(stack) << 32) | ThreadIndex(sample.tid);
-  counts_[key] += weight;
-  window_samples_ += weight;
+  switch (sample.kind) {
+    case SampleKind::kClock:
+      counts_[key] += weight;
+      window_samples_ += weight;
+      break;
+    case SampleKind::kAlloc: {
+      auto& v = heap_counts_[key];
+      v[0] += sample.heap_objects;
+      v[1] += sample.heap_bytes;
+      window_samples_ += 1;
+      break;
+    }
+    case SampleKind::kInuse: {
+      auto& v = heap_counts_[key];
+      v[2] += sample.heap_objects;
+      v[3] += sample.heap_bytes;
+      break;
+    }
+  }
 }
 
 void SummaryBuilder::Finish(const v1::Counters& counters, int64_t end_ns,
@@ -231,6 +250,23 @@ void SummaryBuilder::Finish(const v1::Counters& counters, int64_t end_ns,
     s->set_stack_index(static_cast<uint32_t>(key >> 32));
     s->set_count(count);
     s->set_thread_index(static_cast<uint32_t>(key & 0xffffffffu));
+  }
+  if (heap_) {
+    std::vector<std::pair<uint64_t, std::array<int64_t, 4>>> heap(heap_counts_.begin(),
+                                                                  heap_counts_.end());
+    std::sort(heap.begin(), heap.end());
+    for (int t = 0; t < 4; ++t) {
+      v1::SampleSet* set = summary->add_sample_sets();
+      set->set_type(kHeapSampleTypes[t]);
+      set->set_unit(SampleTypeUnit(kHeapSampleTypes[t]));
+      for (const auto& [key, values] : heap) {
+        if (values[t] <= 0) continue;
+        v1::Sample* s = set->add_samples();
+        s->set_stack_index(static_cast<uint32_t>(key >> 32));
+        s->set_count(values[t]);
+        s->set_thread_index(static_cast<uint32_t>(key & 0xffffffffu));
+      }
+    }
   }
   *summary->mutable_counters() = counters;
   summary->mutable_counters()->set_stacks_dropped_limit(counters.stacks_dropped_limit() +

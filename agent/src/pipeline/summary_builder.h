@@ -19,6 +19,7 @@
 // Not thread-safe: used by the session's thread only.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <unordered_map>
@@ -54,6 +55,10 @@ class SummaryBuilder {
   void StartWindow(int64_t start_ns);
 
   void Add(const RawSample& sample);
+
+  // Heap profiling is on: every summary carries the four heap sample sets
+  // (inuse ones even when empty: they are snapshots).
+  void SetHeap(bool on) { heap_ = on; }
 
   // Closes the current window at "end_ns" into "*summary" (cleared first),
   // adding "counters" to the builder's own (stacks_dropped_limit), and starts
@@ -107,6 +112,9 @@ class SummaryBuilder {
   std::vector<uint64_t> loc_key_;                  // scratch
   std::unordered_map<int32_t, uint32_t> threads_;  // tid -> index + 1
   std::unordered_map<uint64_t, int64_t> counts_;   // stack << 32 | thread -> count
+  // stack << 32 | thread -> alloc_objects, alloc_space, inuse_objects, inuse_space
+  std::unordered_map<uint64_t, std::array<int64_t, 4>> heap_counts_;
+  bool heap_ = false;
   std::vector<uint64_t> key_;                      // scratch
   size_t leaf_only_stacks_ = 0;
 };

@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
+#include <unordered_set>
 #include <exception>
 
 #include "log.h"
@@ -92,6 +94,7 @@ ClientSession::~ClientSession() {
     if (r.base != nullptr) munmap(r.base, r.bytes);
   }
   if (control_ != nullptr) munmap(control_, sizeof(capture::ControlBlock));
+  if (heap_table_ != nullptr) munmap(heap_table_, heap_table_bytes_);
 }
 
 bool ClientSession::ReadMessages() {
@@ -161,6 +164,8 @@ bool ClientSession::HandleMessage(const char* data, size_t len, int* fds, int nf
       return HandleModule(data, len, true);
     case capture::kModulesEnd:
       return HandleModulesEnd(data, len);
+    case capture::kHeapTable:
+      return HandleHeapTable(data, len, fds, nfds);
     case capture::kFlush:
       flush_requested_ = true;
       return true;
@@ -292,6 +297,137 @@ bool ClientSession::HandleRing(const char* data, size_t len, int* fds, int nfds)
     r.seen_reentrant = h->reentrant.load(std::memory_order_relaxed);
   }
   return true;
+}
+
+bool ClientSession::HandleHeapTable(const char* data, size_t len, int* fds, int nfds) {
+  if (!ValidHeader(data, len, sizeof(capture::HeapTableMessage)) || nfds < 1) return false;
+  capture::HeapTableMessage m;
+  memcpy(&m, data, sizeof m);
+  if (heap_table_ != nullptr) return true;  // known already (a reconnect resends it)
+  if (m.slots == 0 || (m.slots & (m.slots - 1)) != 0 || m.slots > (1u << 24) ||
+      m.filter_slots > (1u << 24) || m.bytes != capture::HeapTableBytes(m.slots, m.filter_slots) ||
+      !SealedAtLeast(fds[0], m.bytes)) {
+    return false;
+  }
+  if (ring_bytes_ + m.bytes > kMaxRingBytesPerHost) {
+    LogRateLimited("ring_budget", spdlog::level::warn,
+                   "{}: heap table refused: the host's shared memory would exceed {} MiB", name_,
+                   kMaxRingBytesPerHost >> 20);
+    return true;  // no in-use profile for this host; everything else goes on
+  }
+  void* mem = MapShared(fds[0], m.bytes);
+  if (mem == nullptr) return false;
+  auto* h = static_cast<capture::HeapTableHeader*>(mem);
+  if (h->magic != capture::kHeapTableMagic || h->version != capture::kFormatVersion ||
+      h->slots != m.slots) {
+    munmap(mem, m.bytes);
+    return false;
+  }
+  heap_table_ = h;
+  heap_table_bytes_ = m.bytes;
+  ring_bytes_ += m.bytes;
+  if (continues_other_) {
+    seen_heap_ring_full_ = h->ring_full.load(std::memory_order_relaxed);
+    seen_heap_table_full_ = h->table_full.load(std::memory_order_relaxed);
+    seen_heap_no_thread_ = h->no_thread.load(std::memory_order_relaxed);
+    seen_heap_reentrant_ = h->reentrant.load(std::memory_order_relaxed);
+  }
+  return true;
+}
+
+void ClientSession::OnAllocRecord(const capture::SampleRecord& rec, const ModuleSet* set,
+                                  int depth, bool truncated) {
+  // The record's registers are the hook's own: drop the frames in the
+  // capture library, so the stack starts at the allocator's caller.
+  const LoadedModule* own = set->Find(pcs_[0]);
+  int skip = 0;
+  while (own != nullptr && skip < depth && set->Find(pcs_[skip]) == own) ++skip;
+  if (skip >= depth) {
+    pending_.unwind_failures += 1;
+    return;
+  }
+  uint64_t* pcs = pcs_.data() + skip;
+  depth -= skip;
+  // pcs[0] is a return address now; the builder looks a leaf up as is.
+  pcs[0] -= 1;
+  // Unbiased estimate (as tcmalloc): sampled with p = 1 - exp(-size/rate).
+  // Both come from the host: bounded (1 TiB), so the weights stay finite
+  // and far from int64's range whatever a record claims.
+  constexpr uint64_t kMaxHeapFigure = uint64_t{1} << 40;
+  const double size = static_cast<double>(std::clamp<uint64_t>(rec.alloc_size, 1, kMaxHeapFigure));
+  const double rate = static_cast<double>(std::clamp<uint64_t>(rec.heap_rate, 1, kMaxHeapFigure));
+  const double p = -std::expm1(-size / rate);
+  const int64_t objects = std::max<int64_t>(1, std::llround(1.0 / p));
+  const int64_t bytes = std::max<int64_t>(1, std::llround(size / p));
+  RawSample sample;
+  sample.kind = SampleKind::kAlloc;
+  sample.heap_objects = objects;
+  sample.heap_bytes = bytes;
+  sample.pcs = pcs;
+  sample.depth = static_cast<uint32_t>(depth);
+  sample.truncated = truncated;
+  sample.tid = rec.tid;
+  sample.timestamp_ns = rec.timestamp_ns;
+  sample.modules = set;
+  try {
+    sink_->OnSample(sample);
+    samples_ += 1;
+  } catch (const std::exception& e) {
+    LogRateLimited("sink_exception", spdlog::level::warn, "pipeline failed: {}", e.what());
+  }
+  if (rec.alloc_id == 0 || heap_table_ == nullptr) return;
+  // No more live allocations than the table has slots, whatever ids a host
+  // sends (the flush drops those no longer in the table).
+  if (live_.size() >= heap_table_bytes_ / sizeof(capture::HeapSlot) &&
+      live_.count(rec.alloc_id) == 0) {
+    return;
+  }
+  LiveAlloc& live = live_[rec.alloc_id];
+  live.pcs.assign(pcs, pcs + depth);
+  live.truncated = truncated;
+  live.tid = rec.tid;
+  live.objects = objects;
+  live.bytes = bytes;
+  for (const auto& [gen, s] : sets_) {
+    if (s.get() == set) live.modules = s;
+  }
+}
+
+void ClientSession::ReplayLiveAllocations() {
+  if (heap_table_ == nullptr || sink_ == nullptr) return;
+  std::unordered_set<uint64_t> ids;
+  const auto* slots = reinterpret_cast<const capture::HeapSlot*>(
+      reinterpret_cast<const uint8_t*>(heap_table_) + capture::kHeapTableHeaderBytes);
+  const uint32_t n = static_cast<uint32_t>((heap_table_bytes_ - capture::kHeapTableHeaderBytes) /
+                                           sizeof(capture::HeapSlot));
+  const uint32_t count = std::min(n, heap_table_->slots);  // the header is the host's: bound it
+  for (uint32_t i = 0; i < count; ++i) {
+    if (slots[i].address.load(std::memory_order_acquire) <= capture::kHeapTombstone) continue;
+    uint64_t id = slots[i].id.load(std::memory_order_acquire);
+    if (id != 0) ids.insert(id);
+  }
+  for (auto it = live_.begin(); it != live_.end();) {
+    if (ids.count(it->first) == 0) {
+      it = live_.erase(it);
+      continue;
+    }
+    const LiveAlloc& a = it->second;
+    RawSample sample;
+    sample.kind = SampleKind::kInuse;
+    sample.heap_objects = a.objects;
+    sample.heap_bytes = a.bytes;
+    sample.pcs = a.pcs.data();
+    sample.depth = static_cast<uint32_t>(a.pcs.size());
+    sample.truncated = a.truncated;
+    sample.tid = a.tid;
+    sample.modules = a.modules.get();
+    try {
+      sink_->OnSample(sample);
+    } catch (const std::exception& e) {
+      LogRateLimited("sink_exception", spdlog::level::warn, "pipeline failed: {}", e.what());
+    }
+    ++it;
+  }
 }
 
 bool ClientSession::HandleModule(const char* data, size_t len, bool gone) {
@@ -443,6 +579,10 @@ void ClientSession::Drain(bool final) {
       // The copy ended before the stack did and the unwinder stopped there.
       if ((copy.flags & capture::kRecordStackCut) && depth < config_.max_depth) truncated = true;
       if (truncated) ++pending_.truncated_stacks;
+      if (copy.kind == capture::kRecordAlloc) {
+        OnAllocRecord(copy, set, depth, truncated);
+        continue;
+      }
       RawSample sample;
       sample.pcs = pcs_.data();
       sample.depth = static_cast<uint32_t>(depth);
@@ -491,6 +631,16 @@ SamplingCounters ClientSession::TakeCounters() {
     c.agent_reconnects +=
         delta(control_->reconnects.load(std::memory_order_relaxed), &seen_reconnects_);
   }
+  if (heap_table_ != nullptr) {
+    capture::HeapTableHeader* h = heap_table_;
+    c.heap_samples_dropped_ring_full +=
+        delta(h->ring_full.load(std::memory_order_relaxed), &seen_heap_ring_full_);
+    c.heap_samples_untracked_table_full +=
+        delta(h->table_full.load(std::memory_order_relaxed), &seen_heap_table_full_);
+    c.heap_samples_dropped_no_thread +=
+        delta(h->no_thread.load(std::memory_order_relaxed), &seen_heap_no_thread_);
+    c.reentrant_signals += delta(h->reentrant.load(std::memory_order_relaxed), &seen_heap_reentrant_);
+  }
   if (continues_other_ && !lost_counted_ && control_ != nullptr) {
     // Records an earlier agent took out of the rings but never flushed.
     lost_counted_ = true;
@@ -505,6 +655,7 @@ SamplingCounters ClientSession::TakeCounters() {
 
 void ClientSession::CloseWindow() {
   if (sink_ == nullptr) return;
+  ReplayLiveAllocations();
   sink_->Flush(TakeCounters());
   if (control_ != nullptr) {
     control_->agent_records_flushed.store(

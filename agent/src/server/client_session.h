@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <unordered_map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -109,6 +110,14 @@ class ClientSession {
   bool HandleRing(const char* data, size_t len, int* fds, int nfds);
   bool HandleModule(const char* data, size_t len, bool gone);
   bool HandleModulesEnd(const char* data, size_t len);
+  bool HandleHeapTable(const char* data, size_t len, int* fds, int nfds);
+  // A kRecordAlloc record, unwound into pcs_[0, depth): drops the hook's own
+  // frames, weights it and hands it to the sink; remembers it while live.
+  void OnAllocRecord(const capture::SampleRecord& rec, const ModuleSet* set, int depth,
+                     bool truncated);
+  // Before a flush: forgets sampled allocations no longer in the host's live
+  // table and replays the others as kInuse samples.
+  void ReplayLiveAllocations();
   void StartPipeline();
   void Drain(bool final);
   const ModuleSet* SetFor(uint64_t generation, bool final, bool* wait);
@@ -145,6 +154,21 @@ class ClientSession {
   std::map<uint32_t, Ring> rings_;
   uint64_t ring_bytes_ = 0;       // mapped for this host
   int64_t rings_refused_ = 0;     // over kMaxRingBytesPerHost, not yet reported
+
+  // Heap profiling: the host's live table (kHeapTable) and the sampled
+  // allocations the agent has seen that were still live at the last look.
+  struct LiveAlloc {
+    std::vector<uint64_t> pcs;
+    bool truncated = false;
+    int32_t tid = 0;
+    int64_t objects = 0, bytes = 0;
+    std::shared_ptr<const ModuleSet> modules;
+  };
+  capture::HeapTableHeader* heap_table_ = nullptr;
+  uint64_t heap_table_bytes_ = 0;
+  std::unordered_map<uint64_t, LiveAlloc> live_;  // by table id
+  uint64_t seen_heap_ring_full_ = 0, seen_heap_table_full_ = 0, seen_heap_no_thread_ = 0,
+           seen_heap_reentrant_ = 0;
   // Modules: the messages of the set being built, and the sets by generation.
   using ModuleKey = std::pair<uint64_t, std::string>;  // (load bias, path)
   std::map<ModuleKey, std::string> current_modules_;

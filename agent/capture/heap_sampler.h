@@ -1,0 +1,104 @@
+// HeapSampler: native heap profiling by allocator interposition (the hooks
+// are in allocator_hooks.cc; this is what they call).
+//
+// Sampling, as tcmalloc and jemalloc do it: every thread counts down an
+// exponentially distributed number of bytes (mean STACKSTREAM_HEAP_RATE);
+// the allocation that takes the count to zero or below is sampled and a new
+// count is drawn. An allocation of s bytes is then sampled with probability
+// 1 - exp(-s/rate), and the agent weights it by the inverse of that
+// (unbiased: totals estimate the true bytes and counts).
+//
+// A sampled allocation: its registers (taken in the hook itself) and a copy
+// of the top of its stack go into the thread's SampleRing as a kRecordAlloc
+// record, exactly like a CPU sample (unwound in stackstream-agent); its
+// address goes into the shared live table (capture_format.h), and a free of
+// that address clears it. In-use = sampled records still in the table.
+//
+// Contract of the hot path (runs inside every malloc/free of the host):
+// - off: one load and one predictable branch (HeapSamplingOn()).
+// - on: a thread-local countdown (initial-exec TLS: valid from the thread's
+//   first instruction, before it is registered) and, on free, one probe of
+//   a small counting filter; the table is touched only when the filter says
+//   the address may be sampled.
+// - never a lock, never an allocation, never a call back into the host's
+//   allocator; the slow path (a sample) makes no system call except
+//   clock_gettime (vDSO). Re-entry (a signal handler or our own code
+//   allocating inside the slow path) is detected per thread and skipped
+//   (counted).
+// - the thread's ring is shared with its own CPU signal handler: the hook
+//   takes the ring with the ThreadState's in_handler guard, so a signal that
+//   arrives meanwhile drops its sample (counted as reentrant), never tears a
+//   record.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "capture/capture_format.h"
+
+namespace stackstream {
+namespace agent {
+
+struct ThreadState;
+
+namespace heap {
+
+extern std::atomic<bool> g_on;
+extern __thread int64_t t_bytes_left __attribute__((tls_model("initial-exec")));
+// The live table (shared memory) and its host-side counting filter: a
+// counter per hash bucket of sampled live addresses (0: none sampled there).
+extern std::atomic<capture::HeapTableHeader*> g_table;
+extern std::atomic<uint16_t>* g_filter;
+extern uint32_t g_filter_mask;
+
+inline uint64_t AddressHash(uint64_t address) { return (address >> 4) * 0x9e3779b97f4a7c15ULL; }
+inline uint32_t FilterIndex(uint64_t hash) { return static_cast<uint32_t>(hash >> 40) & g_filter_mask; }
+
+inline bool HeapSamplingOn() { return g_on.load(std::memory_order_relaxed); }
+
+// Slow paths, out of line.
+void SampleAllocation(void* p, size_t size);
+void RecordFree(capture::HeapTableHeader* table, uint64_t address, uint64_t hash);
+
+// Hot path: after a successful allocation of "size" bytes at "p".
+inline void OnAlloc(void* p, size_t size) {
+  if (p == nullptr) return;
+  int64_t left = t_bytes_left - static_cast<int64_t>(size);
+  t_bytes_left = left;
+  if (__builtin_expect(left > 0, 1)) return;
+  SampleAllocation(p, size);
+}
+
+// Hot path: before "p" goes back to the allocator. One load of the filter
+// for a block that was not sampled.
+inline void OnFree(void* p) {
+  capture::HeapTableHeader* table = g_table.load(std::memory_order_acquire);
+  if (table == nullptr || p == nullptr) return;
+  const uint64_t address = reinterpret_cast<uintptr_t>(p);
+  const uint64_t hash = AddressHash(address);
+  if (__builtin_expect(g_filter[FilterIndex(hash)].load(std::memory_order_relaxed) == 0, 1)) return;
+  RecordFree(table, address, hash);
+}
+
+// ---- lifecycle (Sampler, not async-signal-safe) ----
+
+// Creates the live table (memfd) for sampling at "rate" mean bytes.
+// Returns the table's fd (kept; sent to the agent with kHeapTable) or -1.
+int Start(int64_t rate);
+// Turns sampling on (after Start, once the first thread is registered).
+void Enable();
+// Table geometry for the kHeapTable message.
+void TableGeometry(uint32_t* slots, uint32_t* filter_slots, uint64_t* bytes);
+// Stops sampling (exit). The table stays mapped.
+void Stop();
+// In a forked child, first thing: forget the parent's table (shared memory:
+// the child must never write to it) and the forking thread's state. Sampling
+// stays off until Start runs again for the child.
+void ForgetInChild();
+// The calling thread's ThreadState (its ring), or nullptr.
+void SetCurrentThread(ThreadState* ts);
+
+}  // namespace heap
+}  // namespace agent
+}  // namespace stackstream

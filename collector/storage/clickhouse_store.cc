@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <future>
 #include <limits>
 #include <map>
 #include <random>
@@ -459,13 +460,20 @@ Status ClickHouseStore::CommitOnNode(Node* node, const std::vector<Writer*>& wri
   known_lock.unlock();
   if (summaries.size() == 0) return Status::OK();  // all duplicates
 
-  // 3. Inserts, the commit mark (summaries) last. Each INSERT is one block,
-  // stored atomically; a failure before the mark leaves rows no read counts.
-  auto insert = [&](const char* table, const char* columns, const RowBinaryWriter& data) {
-    return c->Insert(LocalTable(table) + " (" + ColumnNames(columns) + ")", data.data());
+  // 3. Inserts: frames, stacks and samples at once (each on its own
+  // connection), the commit mark (summaries) only after all three are
+  // confirmed. Each INSERT is one block, stored atomically; rows of a write
+  // whose mark never arrives are never counted.
+  auto insert = [c, this](const char* table, const char* columns, const RowBinaryWriter* data) {
+    if (data->size() == 0) return Status::OK();
+    return c->Insert(LocalTable(table) + " (" + ColumnNames(columns) + ")", data->data());
   };
-  if (frames.size() > 0) CH_RETURN_IF_ERROR(insert("frames", kFramesColumns, frames));
-  if (stacks.size() > 0) CH_RETURN_IF_ERROR(insert("stacks", kStacksColumns, stacks));
+  auto f_frames = std::async(std::launch::async, insert, "frames", kFramesColumns, &frames);
+  auto f_stacks = std::async(std::launch::async, insert, "stacks", kStacksColumns, &stacks);
+  Status s_samples = insert("samples", kSamplesColumns, &samples);
+  Status s_frames = f_frames.get(), s_stacks = f_stacks.get();
+  CH_RETURN_IF_ERROR(s_frames);
+  CH_RETURN_IF_ERROR(s_stacks);
   {
     std::lock_guard<std::mutex> lock(node->known_mu);
     if (node->known_frames.size() + new_frames.size() > kMaxCacheEntries) {
@@ -477,8 +485,8 @@ Status ClickHouseStore::CommitOnNode(Node* node, const std::vector<Writer*>& wri
     node->known_frames.insert(new_frames.begin(), new_frames.end());
     node->known_stacks.insert(new_stacks.begin(), new_stacks.end());
   }
-  if (samples.size() > 0) CH_RETURN_IF_ERROR(insert("samples", kSamplesColumns, samples));
-  return insert("summaries", kSummariesColumns, summaries);
+  CH_RETURN_IF_ERROR(s_samples);
+  return insert("summaries", kSummariesColumns, &summaries);
 }
 
 // ---------------------------------------------------------------- retention

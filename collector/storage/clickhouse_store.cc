@@ -596,10 +596,9 @@ std::string ClickHouseStore::SamplesWhere(const ProfileQuery& query,
   const std::string where = SummariesWhere(query, series);
   // Exactly once: only the samples of the first committed write of each
   // (agent instance, sequence).
-  return where +
-         " AND (agent_instance_id, sequence, write_id) IN (SELECT agent_instance_id, sequence, "
-         "min(write_id) FROM summaries WHERE " +
-         where + " GROUP BY agent_instance_id, sequence)";
+  // (write_id is random per write, so it alone names the write.)
+  return where + " AND write_id IN (SELECT min(write_id) FROM summaries WHERE " + where +
+         " GROUP BY agent_instance_id, sequence)";
 }
 
 Status ClickHouseStore::LoadStacks(const std::vector<uint64_t>& hashes,

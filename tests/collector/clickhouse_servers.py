@@ -133,7 +133,7 @@ class ClickHouseServers:
             url += "?database=" + database
         req = urllib.request.Request(url, data=sql.encode())
         with urllib.request.urlopen(req, timeout=30) as r:
-            return r.read().decode()
+            return r.read().decode("utf-8", "replace")
 
     def uri(self, i, database):
         return "clickhouse://127.0.0.1:%d/%s" % (self.http_ports[i], database)

@@ -201,10 +201,10 @@ TEST_P(ClickHouseStoreTest, UncommittedSamplesAreInvisible) {
   for (ClickHouseEndpoint ep : Endpoints(GetParam())) {
     ep.database = db_;
     ClickHouseClient c(ep);
-    // A stray sample of sequence 2 (no summaries row) and a second write of
-    // sequence 1 with another write_id and no mark.
+    // Samples of a write of sequence 2 that never committed (no summaries
+    // row), and of a second write of sequence 1 (another write_id, no mark).
     ASSERT_TRUE(c.Execute(std::string("INSERT INTO ") + (sharded ? "samples_local" : "samples") +
-                          " SELECT bucket, service, series, mode, agent_instance_id, 2, write_id, "
+                          " SELECT bucket, service, series, mode, agent_instance_id, 2, write_id + 7, "
                           "stack, 1000 FROM " + (sharded ? "samples_local" : "samples") +
                           " UNION ALL SELECT bucket, service, series, mode, agent_instance_id, 1, "
                           "write_id + 1, stack, 1000 FROM " +

@@ -494,7 +494,8 @@ Status ClickHouseStore::CommitOnNode(Node* node, const std::vector<Writer*>& wri
 Status ClickHouseStore::DeleteBefore(int64_t cutoff_unix_nanos) {
   // A bucket b is deleted when it ends at or before the cutoff: b + B <= cutoff.
   const int64_t limit = cutoff_unix_nanos - kBucketNanos + 1;  // delete bucket < limit
-  std::lock_guard<std::mutex> commit_lock(commit_mu_);
+  // Writes go on meanwhile (other collectors' do anyway): nothing here
+  // depends on them, and a trimming mutation may take a while.
   for (auto& node : nodes_) {
     ClickHouseClient* c = node->client.get();
     const std::string& db = c->endpoint().database;

@@ -19,6 +19,7 @@
 #include <condition_variable>
 #include <fstream>
 #include <mutex>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -171,7 +172,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--http-listen", http_listen, "HTTP API address (host:port)")
       ->capture_default_str();
-  app.add_option("--storage", storage, "storage URI: sqlite:PATH")->capture_default_str();
+  app.add_option("--storage", storage,
+                 "storage URI: sqlite:PATH or clickhouse://HOST:PORT[,HOST:PORT...]/DATABASE"
+                 "[?user=&password=&cluster=]")
+      ->capture_default_str();
   app.add_option("--retention", retention, "delete data older than this (30s, 15m, 12h, 7d)")
       ->capture_default_str();
   app.add_option("--auth-token-file", token_file,
@@ -224,8 +228,11 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
 
   std::unique_ptr<Store> store;
+  // The URI as logged: a password in it is not.
+  const std::string shown_storage = std::regex_replace(storage, std::regex("password=[^&]*"),
+                                                       "password=***");
   Status s = OpenStore(storage, &store);
-  if (!s.ok()) return fail("cannot open --storage " + storage + ": " + s.ToString());
+  if (!s.ok()) return fail("cannot open --storage " + shown_storage + ": " + s.ToString());
 
   Metrics metrics;
   IngestOptions ingest_options;
@@ -262,7 +269,7 @@ int main(int argc, char** argv) {
   {
     RetentionLoop retention_loop(store.get(), retention_nanos);
     spdlog::info("serving grpc={}:{} http={}:{} storage={} retention={}{}{}",
-                 HostOf(grpc_listen), ingest.port(), HostOf(http_listen), http.port(), storage,
+                 HostOf(grpc_listen), ingest.port(), HostOf(http_listen), http.port(), shown_storage,
                  retention, token.empty() ? "" : " auth=on", tls_cert.empty() ? "" : " tls=on");
 
     int sig = 0;

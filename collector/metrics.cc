@@ -78,6 +78,8 @@ void Metrics::SummaryIngested(int64_t samples, int64_t bytes) {
 
 void Metrics::SummaryDuplicate() { duplicates_.fetch_add(1, std::memory_order_relaxed); }
 
+void Metrics::StorageError() { storage_errors_.fetch_add(1, std::memory_order_relaxed); }
+
 void Metrics::Rejected(const std::string& reason) {
   std::lock_guard<std::mutex> lock(mu_);
   ++rejected_[reason];
@@ -118,6 +120,9 @@ std::string Metrics::RenderPrometheus(int64_t storage_bytes) const {
          agents < 0 ? 0 : agents);
   Simple(&out, "stackstream_storage_bytes", "gauge", "Bytes used by the store on disk.",
          storage_bytes);
+  Simple(&out, "stackstream_storage_errors_total", "counter",
+         "Summaries the store failed to write (not acknowledged; the agent re-sends them).",
+         storage_errors_.load());
 
   std::lock_guard<std::mutex> lock(mu_);
   Header(&out, "stackstream_rejected_total", "counter", "Summaries rejected, by reason.");

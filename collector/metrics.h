@@ -15,6 +15,7 @@ class Metrics {
  public:
   void SummaryIngested(int64_t samples, int64_t bytes);
   void SummaryDuplicate();
+  void StorageError();  // a Store::Write that failed (the summary was not acknowledged)
   void Rejected(const std::string& reason);  // e.g. "invalid", "too_large", "unauthenticated"
   void AgentConnected();
   void AgentDisconnected();
@@ -24,7 +25,8 @@ class Metrics {
   std::string RenderPrometheus(int64_t storage_bytes) const;
 
  private:
-  std::atomic<int64_t> summaries_{0}, samples_{0}, bytes_{0}, duplicates_{0}, active_agents_{0};
+  std::atomic<int64_t> summaries_{0}, samples_{0}, bytes_{0}, duplicates_{0}, active_agents_{0},
+      storage_errors_{0};
   mutable std::mutex mu_;
   std::map<std::string, int64_t> rejected_;  // GUARDED_BY(mu_)
   struct Histogram {

@@ -30,8 +30,11 @@ PACKAGES=(
 # Real servers that tests/hosts runs under the agent (private instances on
 # free loopback ports): PostgreSQL 15 (postgres, initdb, pg_ctl, pgbench,
 # pg_isready), nginx, redis-server + redis-cli/redis-benchmark, and Python
-# gRPC for /usr/bin/python3. Installed without starting their system services.
-SERVER_PACKAGES=(postgresql nginx-light redis-server redis-tools python3-grpcio)
+# gRPC for /usr/bin/python3; clickhouse-server + clickhouse-client for the
+# ClickHouse storage engine's tests (one- and two-shard servers on loopback).
+# Installed without starting their system services.
+SERVER_PACKAGES=(postgresql nginx-light redis-server redis-tools python3-grpcio
+                 clickhouse-server clickhouse-client)
 # Node.js + npm for the @connectrpc/connect-node client test: only when the
 # machine has none (an existing Node.js, e.g. with its own npm, is kept).
 command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs)
@@ -59,7 +62,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 if [ ${#missing_servers[@]} -gt 0 ]; then
-  # Their packages would start postgresql/nginx/redis on the default ports;
+  # Their packages would start postgresql/nginx/redis/clickhouse on the default ports;
   # the tests start their own. A policy-rc.d that denies service starts
   # (exit 101) keeps them off during this install (an existing one is kept).
   POLICY=/usr/sbin/policy-rc.d

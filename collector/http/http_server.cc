@@ -178,7 +178,15 @@ void HttpServer::Impl::Route() {
         Apply(ErrorReply(500, what), &res);
       });
 
-  s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+  // Ready when the storage is: a ClickHouse store whose server is away
+  // answers 503 (load balancers then send agents to another collector).
+  s.Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
+    Status st = store != nullptr ? store->Health() : Status::OK();
+    if (!st.ok()) {
+      res.status = 503;
+      res.set_content("storage not ready: " + st.message() + "\n", "text/plain; charset=utf-8");
+      return;
+    }
     res.set_content("ok\n", "text/plain; charset=utf-8");
   });
   s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {

@@ -159,6 +159,7 @@ class IngestServiceImpl final : public v1::IngestService::Service {
     if (!s.ok()) {
       spdlog::error("ingest: storing sequence {} of agent {} failed: {}", request.sequence(),
                     request.agent_instance_id(), s.ToString());
+      if (metrics_) metrics_->StorageError();
       return Reject(request, s.code(), "storage", "not stored: " + s.message());
     }
     if (metrics_) {

@@ -1,9 +1,12 @@
 // OpenStore: maps a --storage URI to an engine.
 //   sqlite:PATH   (also sqlite://PATH) the embedded SqliteStore; the
 //                 directory of PATH is created when missing.
+//   clickhouse://HOST:PORT[,...]/DATABASE[?user=&password=&cluster=]
+//                 ClickHouseStore (see clickhouse_store.h).
 #include <filesystem>
 #include <system_error>
 
+#include "storage/clickhouse_store.h"
 #include "storage/sqlite_store.h"
 #include "storage/store.h"
 
@@ -12,9 +15,17 @@ namespace collector {
 
 Status OpenStore(const std::string& uri, std::unique_ptr<Store>* out) {
   const std::string kSqlite = "sqlite:";
+  const std::string kClickHouse = "clickhouse://";
+  if (uri.compare(0, kClickHouse.size(), kClickHouse) == 0) {
+    std::unique_ptr<ClickHouseStore> store;
+    Status s = ClickHouseStore::Open(uri, &store);
+    if (!s.ok()) return s;
+    *out = std::move(store);
+    return Status::OK();
+  }
   if (uri.compare(0, kSqlite.size(), kSqlite) != 0) {
     return Status::InvalidArgument("unsupported storage URI \"" + uri +
-                                   "\": expected sqlite:PATH");
+                                   "\": expected sqlite:PATH or clickhouse://HOST:PORT/DATABASE");
   }
   std::string path = uri.substr(kSqlite.size());
   if (path.compare(0, 2, "//") == 0) path = path.substr(2);

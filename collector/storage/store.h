@@ -1,6 +1,7 @@
 // Store: the storage interface the collector codes against. Engines:
-// SqliteStore (embedded default, "sqlite:PATH"); a distributed engine is added
-// behind the same interface and must pass tests/collector/store_conformance.
+// SqliteStore (embedded default, "sqlite:PATH") and ClickHouseStore
+// ("clickhouse://HOST:PORT/DATABASE", many collectors on one database); both
+// pass tests/collector/store_conformance.
 //
 // Implementations are thread-safe: ingest writes and HTTP queries run
 // concurrently from many threads.
@@ -105,9 +106,14 @@ class Store {
 
   // Bytes used on disk (0 when unknown).
   virtual int64_t SizeBytes() = 0;
+
+  // OK when the storage can take writes and answer queries now (an engine
+  // behind a network checks its server); /healthz reports it.
+  virtual Status Health() { return Status::OK(); }
 };
 
-// Opens a store from a --storage URI ("sqlite:PATH"). Creates what is missing.
+// Opens a store from a --storage URI ("sqlite:PATH" or
+// "clickhouse://HOST:PORT/DATABASE"). Creates what is missing.
 Status OpenStore(const std::string& uri, std::unique_ptr<Store>* out);
 
 }  // namespace collector

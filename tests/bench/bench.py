@@ -2022,6 +2022,21 @@ def section_collector(env, res):
                               ("--queries", "10")):
                 if flag in help_text:
                     argv += [flag, val]
+    # ClickHouse side by side (ingest 1 and 2 collectors, query, bytes per
+    # sample) when clickhouse-server is installed: a private server on loopback.
+    ch = None
+    if "--clickhouse" in help_text and (shutil.which("clickhouse-server") or
+                                        os.path.exists("/usr/sbin/clickhouse-server")):
+        sys.path.insert(0, os.path.join(ROOT, "tests", "collector"))
+        try:
+            from clickhouse_servers import ClickHouseServers
+            ch = ClickHouseServers(1)
+            ch.__enter__()
+            argv += ["--clickhouse", ch.uri(0, "bench")]
+        except Exception as ex:  # reported, the SQLite figures still run
+            out["clickhouse_error"] = str(ex)
+            log("collector: clickhouse-server did not start: %s" % ex)
+            ch = None
     out["argv"] = [out["bench"]] + argv[1:]
     out["help"] = help_text[-3000:]
     t0 = time.monotonic()
@@ -2035,6 +2050,8 @@ def section_collector(env, res):
         out["stdout"] = (ex.stdout or b"").decode("utf-8", "replace")[-30000:]
         out["stderr"] = ""
     out["wall"] = time.monotonic() - t0
+    if ch is not None:
+        ch.stop()
     FIG.set("collector.ingest_bench",
             "ok" if out["status"] == 0 and out["stdout"].strip() else None)
     log("collector: ingest_bench status %s, %.1f s" % (out["status"], out["wall"]))

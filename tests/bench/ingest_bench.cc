@@ -14,8 +14,17 @@
 // Store::Query for a merged profile of one service over the last 1 h and the
 // last 24 h (p50/p99 over --queries random services).
 //
+// With --clickhouse URI (a database name; it is dropped and re-created by the
+// store): ingest also runs "clickhouse" (one IngestServer over a
+// ClickHouseStore) and "clickhouse2" (two IngestServers, each with its own
+// ClickHouseStore on the same database: two collectors, the agents split
+// between them); the query data is written to ClickHouse too and both engines
+// are timed side by side; stored bytes per sample are printed for SQLite,
+// ClickHouse and one gzip pprof per summary.
+//
 //   ingest_bench [--only ingest|query] [--agents 8] [--summaries 200]
 //                [--stacks 200] [--services 50] [--hours 24] [--flush-s 60]
+//                [--clickhouse clickhouse://127.0.0.1:8123/bench]
 #include <grpcpp/grpcpp.h>
 #include <stdlib.h>
 
@@ -30,10 +39,12 @@
 #include <thread>
 #include <vector>
 
+#include "format/pprof_encoder.h"
 #include "format/summary_convert.h"
 #include "ingest/ingest_server.h"
 #include "ingest_summaries.h"
 #include "stackstream/v1/ingest.grpc.pb.h"
+#include "storage/clickhouse_client.h"
 #include "storage/store.h"
 
 namespace {
@@ -103,7 +114,7 @@ struct IngestResult {
 };
 
 // "agents" streams, each sending its pre-built requests; waits for all acks.
-IngestResult Drive(const std::string& target,
+IngestResult Drive(const std::vector<std::string>& targets,
                    const std::vector<std::vector<v1::IngestRequest>>& per_agent) {
   IngestResult r;
   std::atomic<int64_t> acked{0};
@@ -113,7 +124,7 @@ IngestResult Drive(const std::string& target,
     grpc::ChannelArguments args;
     args.SetInt("bench_channel", static_cast<int>(a));  // distinct connections
     channels.push_back(
-        grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args));
+        grpc::CreateCustomChannel(targets[a], grpc::InsecureChannelCredentials(), args));
   }
   auto t0 = Clock::now();
   std::vector<std::thread> threads;
@@ -149,7 +160,34 @@ IngestResult Drive(const std::string& target,
   return r;
 }
 
-void RunIngest(int agents, int summaries, int stacks, const std::string& dir) {
+// Opens "uri" on an empty database (ClickHouse: the database is dropped).
+std::unique_ptr<Store> OpenFresh(const std::string& uri) {
+  if (uri.rfind("clickhouse://", 0) == 0) {
+    std::string rest = uri.substr(13);
+    std::string hostport = rest.substr(0, rest.find('/'));
+    std::string db = rest.substr(rest.find('/') + 1);
+    db = db.substr(0, db.find('?'));
+    ClickHouseEndpoint ep;
+    ep.host = hostport.substr(0, hostport.rfind(':'));
+    ep.port = std::stoi(hostport.substr(hostport.rfind(':') + 1));
+    ClickHouseClient c(ep);
+    Status s = c.Execute("DROP DATABASE IF EXISTS " + db, false);
+    if (!s.ok()) {
+      fprintf(stderr, "%s\n", s.ToString().c_str());
+      abort();
+    }
+  }
+  std::unique_ptr<Store> store;
+  Status s = OpenStore(uri, &store);
+  if (!s.ok()) {
+    fprintf(stderr, "open %s: %s\n", uri.c_str(), s.ToString().c_str());
+    abort();
+  }
+  return store;
+}
+
+void RunIngest(int agents, int summaries, int stacks, const std::string& dir,
+               const std::string& clickhouse) {
   std::vector<std::vector<v1::IngestRequest>> per_agent(agents);
   const int64_t t0 = (1700000000LL) * 1000000000LL;
   for (int a = 0; a < agents; ++a) {
@@ -187,7 +225,8 @@ void RunIngest(int agents, int summaries, int stacks, const std::string& dir) {
     b.RegisterService(&svc);
     b.SetMaxReceiveMessageSize(16 << 20);
     auto server = b.BuildAndStart();
-    IngestResult r = Drive("127.0.0.1:" + std::to_string(port), per_agent);
+    IngestResult r = Drive(std::vector<std::string>(agents, "127.0.0.1:" + std::to_string(port)),
+                           per_agent);
     noop_rate = r.summaries / r.seconds;
     report("noop", r, 0);
     server->Shutdown();
@@ -198,7 +237,10 @@ void RunIngest(int agents, int summaries, int stacks, const std::string& dir) {
     o.listen = "127.0.0.1:0";
     IngestServer server(&store, nullptr, o);
     if (!server.Start().ok()) abort();
-    report("nostore", Drive("127.0.0.1:" + std::to_string(server.port()), per_agent), noop_rate);
+    report("nostore",
+           Drive(std::vector<std::string>(agents, "127.0.0.1:" + std::to_string(server.port())),
+                 per_agent),
+           noop_rate);
     server.Stop();
   }
   {
@@ -210,9 +252,38 @@ void RunIngest(int agents, int summaries, int stacks, const std::string& dir) {
     Metrics metrics;
     IngestServer server(store.get(), &metrics, o);
     if (!server.Start().ok()) abort();
-    report("sqlite", Drive("127.0.0.1:" + std::to_string(server.port()), per_agent), noop_rate);
+    report("sqlite",
+           Drive(std::vector<std::string>(agents, "127.0.0.1:" + std::to_string(server.port())),
+                 per_agent),
+           noop_rate);
     server.Stop();
     printf("  sqlite database after the run: %.1f MiB\n", store->SizeBytes() / 1048576.0);
+  }
+  if (clickhouse.empty()) return;
+  for (int collectors : {1, 2}) {
+    std::unique_ptr<Store> first = OpenFresh(clickhouse);
+    std::vector<std::unique_ptr<Store>> stores;
+    stores.push_back(std::move(first));
+    for (int i = 1; i < collectors; ++i) {
+      std::unique_ptr<Store> st;
+      if (!OpenStore(clickhouse, &st).ok()) abort();
+      stores.push_back(std::move(st));
+    }
+    std::vector<std::unique_ptr<IngestServer>> servers;
+    for (auto& st : stores) {
+      IngestOptions o;
+      o.listen = "127.0.0.1:0";
+      servers.push_back(std::make_unique<IngestServer>(st.get(), nullptr, o));
+      if (!servers.back()->Start().ok()) abort();
+    }
+    // Agents alternate between the collectors.
+    std::vector<std::string> targets;
+    for (int a = 0; a < agents; ++a) {
+      targets.push_back("127.0.0.1:" + std::to_string(servers[a % collectors]->port()));
+    }
+    IngestResult r = Drive(targets, per_agent);
+    report(collectors == 1 ? "clickhouse" : "clickhouse2", r, noop_rate);
+    for (auto& srv : servers) srv->Stop();
   }
 }
 
@@ -222,10 +293,7 @@ double Percentile(std::vector<double> v, double p) {
 }
 
 void RunQuery(int services, int hours, int flush_s, int stacks, int queries,
-              const std::string& dir) {
-  std::unique_ptr<Store> store;
-  Status s = OpenStore("sqlite:" + dir + "/query/profiles.db", &store);
-  if (!s.ok()) abort();
+              const std::string& dir, const std::string& clickhouse) {
   const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
                           std::chrono::system_clock::now().time_since_epoch())
                           .count();
@@ -249,18 +317,40 @@ void RunQuery(int services, int hours, int flush_s, int stacks, int queries,
       variants[svc].push_back(std::move(rec));
     }
   }
-  auto fill0 = Clock::now();
-  std::atomic<int> next{0};
-  std::vector<std::thread> writers;
-  for (int w = 0; w < 2; ++w) {
-    writers.emplace_back([&] {
-      for (int svc; (svc = next++) < services;) {
-        for (int i = 0; i < per_service; ++i) {
+  // What one gzip pprof per summary would take (every variant is equally frequent).
+  double pprof_bytes_per_sample = 0;
+  {
+    int64_t bytes = 0, samples = 0;
+    for (const auto& vs : variants) {
+      for (const auto& rec : vs) {
+        bytes += static_cast<int64_t>(EncodePprofGzip(rec.profile).size());
+        samples += rec.profile.TotalCount();
+      }
+    }
+    pprof_bytes_per_sample = static_cast<double>(bytes) / samples;
+  }
+  std::vector<std::pair<std::string, std::string>> engines = {
+      {"sqlite", "sqlite:" + dir + "/query/profiles.db"}};
+  if (!clickhouse.empty()) engines.emplace_back("clickhouse", clickhouse);
+  for (const auto& [engine, uri] : engines) {
+    std::unique_ptr<Store> store = OpenFresh(uri);
+    // ClickHouse batches concurrent writes into one insert: give it many writers.
+    const int threads = engine == "sqlite" ? 2 : 64;
+    std::atomic<int64_t> next{0}, total_samples{0};
+    const int64_t total = static_cast<int64_t>(services) * per_service;
+    auto fill0 = Clock::now();
+    std::vector<std::thread> writers;
+    for (int w = 0; w < threads; ++w) {
+      writers.emplace_back([&] {
+        for (int64_t k; (k = next++) < total;) {
+          const int svc = static_cast<int>(k % services);
+          const int i = static_cast<int>(k / services);
           SummaryRecord rec = variants[svc][i % 4];
           rec.agent_instance_id = "agent-" + std::to_string(svc);
           rec.sequence = i + 1;
           rec.profile.start_unix_nanos = now - (per_service - i) * flush_s * kSec;
           rec.profile.end_unix_nanos = rec.profile.start_unix_nanos + flush_s * kSec;
+          total_samples += rec.profile.TotalCount();
           bool dup;
           Status ws = store->Write(rec, &dup);
           if (!ws.ok()) {
@@ -268,39 +358,45 @@ void RunQuery(int services, int hours, int flush_s, int stacks, int queries,
             abort();
           }
         }
-      }
-    });
-  }
-  for (auto& t : writers) t.join();
-  double fill_s = Seconds(fill0, Clock::now());
-  printf("  filled %d summaries in %.1f s (%.0f summaries/s via Store::Write, 2 threads); "
-         "database %.1f MiB\n",
-         services * per_service, fill_s, services * per_service / fill_s,
-         store->SizeBytes() / 1048576.0);
-
-  std::mt19937 rng(7);
-  for (int range_h : {1, 24}) {
-    if (range_h > hours) continue;
-    std::vector<double> ms;
-    int64_t samples = 0;
-    size_t distinct = 0;
-    for (int q = 0; q < queries; ++q) {
-      ProfileQuery pq;
-      pq.service = "service-" + std::to_string(rng() % services);
-      pq.from_unix_nanos = now - range_h * 3600 * kSec;
-      pq.to_unix_nanos = now;
-      Profile p;
-      auto t0 = Clock::now();
-      Status qs = store->Query(pq, &p);
-      ms.push_back(Seconds(t0, Clock::now()) * 1000);
-      if (!qs.ok()) abort();
-      samples = p.TotalCount();
-      distinct = p.samples.size();
+      });
     }
-    printf("  merged profile over %2d h: p50 %.1f ms  p99 %.1f ms  max %.1f ms  (%d queries; "
-           "%lld samples, %zu stacks each)\n",
-           range_h, Percentile(ms, 0.5), Percentile(ms, 0.99), Percentile(ms, 1.0), queries,
-           static_cast<long long>(samples), distinct);
+    for (auto& t : writers) t.join();
+    double fill_s = Seconds(fill0, Clock::now());
+    const int64_t bytes = store->SizeBytes();
+    printf("  %s: filled %lld summaries in %.1f s (%.0f summaries/s via Store::Write, %d "
+           "threads); database %.1f MiB\n",
+           engine.c_str(), static_cast<long long>(total), fill_s, total / fill_s, threads,
+           bytes / 1048576.0);
+    printf("  %s: stored bytes per sample %.3f (gzip pprof per summary: %.3f)\n", engine.c_str(),
+           static_cast<double>(bytes) / total_samples.load(), pprof_bytes_per_sample);
+
+    std::mt19937 rng(7);
+    for (int range_h : {1, 24}) {
+      if (range_h > hours) continue;
+      std::vector<double> ms;
+      int64_t samples = 0;
+      size_t distinct = 0;
+      for (int q = 0; q < queries; ++q) {
+        ProfileQuery pq;
+        pq.service = "service-" + std::to_string(rng() % services);
+        pq.from_unix_nanos = now - range_h * 3600 * kSec;
+        pq.to_unix_nanos = now;
+        Profile p;
+        auto t0 = Clock::now();
+        Status qs = store->Query(pq, &p);
+        ms.push_back(Seconds(t0, Clock::now()) * 1000);
+        if (!qs.ok()) {
+          fprintf(stderr, "query: %s\n", qs.ToString().c_str());
+          abort();
+        }
+        samples = p.TotalCount();
+        distinct = p.samples.size();
+      }
+      printf("  %s merged profile over %2d h: p50 %.1f ms  p99 %.1f ms  max %.1f ms  (%d "
+             "queries; %lld samples, %zu stacks each)\n",
+             engine.c_str(), range_h, Percentile(ms, 0.5), Percentile(ms, 0.99),
+             Percentile(ms, 1.0), queries, static_cast<long long>(samples), distinct);
+    }
   }
 }
 
@@ -311,6 +407,7 @@ int main(int argc, char** argv) {
   std::string only;
   int agents = 8, summaries = 200, stacks = 200, services = 50, hours = 24, flush_s = 60,
       qstacks = 100, queries = 100;
+  std::string clickhouse;
   app.add_option("--only", only, "ingest or query");
   app.add_option("--agents", agents);
   app.add_option("--summaries", summaries, "per agent");
@@ -320,12 +417,14 @@ int main(int argc, char** argv) {
   app.add_option("--flush-s", flush_s, "seconds between one service's summaries (query data)");
   app.add_option("--query-stacks", qstacks, "stacks per summary (query data)");
   app.add_option("--queries", queries);
+  app.add_option("--clickhouse", clickhouse,
+                 "also ingest into and query ClickHouse at this URI (its database is dropped)");
   CLI11_PARSE(app, argc, argv);
 
   char tmpl[] = "/tmp/stackstream-ingest-bench-XXXXXX";
   std::string dir = mkdtemp(tmpl);
-  if (only.empty() || only == "ingest") RunIngest(agents, summaries, stacks, dir);
-  if (only.empty() || only == "query") RunQuery(services, hours, flush_s, qstacks, queries, dir);
+  if (only.empty() || only == "ingest") RunIngest(agents, summaries, stacks, dir, clickhouse);
+  if (only.empty() || only == "query") RunQuery(services, hours, flush_s, qstacks, queries, dir, clickhouse);
   std::filesystem::remove_all(dir);
   return 0;
 }

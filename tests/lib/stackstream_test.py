@@ -41,8 +41,9 @@ def free_port():
 class Collector:
     """A real stackstream-collector on free loopback ports."""
 
-    def __init__(self, db_dir=None, extra_args=(), grpc_port=None, http_port=None):
+    def __init__(self, db_dir=None, extra_args=(), grpc_port=None, http_port=None, storage=None):
         self._own_dir = db_dir is None
+        self.storage = storage  # --storage URI; default: SQLite in db_dir
         self.dir = db_dir or tempfile.mkdtemp(prefix="ss-collector-")
         self.grpc_port = grpc_port or free_port()
         self.http_port = http_port or free_port()
@@ -62,7 +63,7 @@ class Collector:
         self.proc = subprocess.Popen(
             [COLLECTOR, "--grpc-listen", self.grpc_addr, "--http-listen",
              "127.0.0.1:%d" % self.http_port, "--storage",
-             "sqlite:" + os.path.join(self.dir, "profiles.db")] + self.extra_args,
+             self.storage or "sqlite:" + os.path.join(self.dir, "profiles.db")] + self.extra_args,
             stdout=self.log, stderr=self.log)
         deadline = time.time() + timeout
         while time.time() < deadline:

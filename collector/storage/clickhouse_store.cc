@@ -1,0 +1,949 @@
+#include "storage/clickhouse_store.h"
+
+#include <httplib.h>
+
+#include <algorithm>
+#include <chrono>
+#include <future>
+#include <limits>
+#include <map>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "storage/label_match.h"
+
+namespace stackstream {
+namespace collector {
+
+namespace {
+
+constexpr int64_t kBucketNanos = 10LL * 1000 * 1000 * 1000;  // as SqliteStore
+constexpr int64_t kPartitionNanos = 3600LL * 1000 * 1000 * 1000;  // one hour
+constexpr size_t kMaxBatch = 256;
+constexpr size_t kMaxCacheEntries = 1 << 20;
+constexpr int kMutationWaitSeconds = 120;
+
+#define CH_RETURN_IF_ERROR(expr) \
+  do {                           \
+    Status _s = (expr);          \
+    if (!_s.ok()) return _s;     \
+  } while (0)
+
+int64_t BucketOf(int64_t unix_nanos) {
+  int64_t b = unix_nanos / kBucketNanos;
+  if (unix_nanos < 0 && b * kBucketNanos != unix_nanos) --b;
+  return b * kBucketNanos;
+}
+
+// FNV-1a, 64 bit: stable across processes and collectors (hashes are keys).
+class Fnv {
+ public:
+  Fnv& Bytes(const std::string& s) {
+    U64(s.size());
+    for (unsigned char c : s) Byte(c);
+    return *this;
+  }
+  Fnv& U64(uint64_t v) {
+    for (int i = 0; i < 8; ++i) Byte(static_cast<unsigned char>(v >> (8 * i)));
+    return *this;
+  }
+  uint64_t value() const { return h_; }
+
+ private:
+  void Byte(unsigned char c) {
+    h_ ^= c;
+    h_ *= 1099511628211ULL;
+  }
+  uint64_t h_ = 1469598103934665603ULL;
+};
+
+uint64_t FrameHash(const Frame& f) {
+  return Fnv()
+      .Bytes(f.function)
+      .Bytes(f.file)
+      .U64(static_cast<uint64_t>(f.line))
+      .Bytes(f.module)
+      .Bytes(f.build_id)
+      .U64(f.inlined ? 1 : 0)
+      .value();
+}
+
+std::string Join(const std::vector<uint64_t>& ids) {
+  std::string out;
+  for (uint64_t id : ids) {
+    if (!out.empty()) out += ",";
+    out += std::to_string(id);
+  }
+  return out;
+}
+
+constexpr char kSummariesColumns[] =
+    "bucket Int64, agent_instance_id String, sequence UInt64, write_id UInt64, service String, "
+    "series UInt64, labels String, mode String, period_nanos Int64, start_nanos Int64, "
+    "end_nanos Int64, counter_names Array(String), counter_values Array(Int64)";
+constexpr char kSamplesColumns[] =
+    "bucket Int64, service String, series UInt64, mode String, agent_instance_id String, "
+    "sequence UInt64, write_id UInt64, stack UInt64, count Int64";
+constexpr char kStacksColumns[] = "hash UInt64, truncated UInt8, frames Array(UInt64)";
+constexpr char kFramesColumns[] =
+    "hash UInt64, function String, file String, line Int64, module String, build_id String, "
+    "inlined UInt8";
+
+struct TableDef {
+  const char* name;
+  const char* columns;
+  const char* engine;  // MergeTree part
+};
+const TableDef kTables[] = {
+    {"summaries", kSummariesColumns,
+     "MergeTree PARTITION BY intDiv(bucket, 3600000000000) ORDER BY (agent_instance_id, sequence)"},
+    {"samples", kSamplesColumns,
+     "MergeTree PARTITION BY intDiv(bucket, 3600000000000) ORDER BY (service, series, bucket, "
+     "stack)"},
+    {"stacks", kStacksColumns, "ReplacingMergeTree ORDER BY hash"},
+    {"frames", kFramesColumns, "ReplacingMergeTree ORDER BY hash"},
+};
+
+// Column names of a "name Type, name Type" list.
+std::string ColumnNames(const char* columns) {
+  std::string out, cur(columns);
+  size_t pos = 0;
+  while (pos < cur.size()) {
+    size_t comma = cur.find(", ", pos);
+    std::string def = cur.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    if (!out.empty()) out += ", ";
+    out += def.substr(0, def.find(' '));
+    if (comma == std::string::npos) break;
+    pos = comma + 2;
+  }
+  return out;
+}
+
+// Query range as bucket bounds; "has_lo"/"has_hi" false when unbounded.
+struct Range {
+  bool has_lo = false, has_hi = false;
+  int64_t lo = 0, hi = 0;
+};
+Range RangeOf(const ProfileQuery& q) {
+  Range r;
+  if (q.from_unix_nanos > 0) {
+    r.has_lo = true;
+    r.lo = BucketOf(q.from_unix_nanos);
+  }
+  if (q.to_unix_nanos > 0) {
+    r.has_hi = true;
+    r.hi = q.to_unix_nanos;
+  }
+  return r;
+}
+
+std::string RangeSql(const ProfileQuery& q) {
+  Range r = RangeOf(q);
+  std::string out;
+  if (r.has_lo) out += " AND bucket >= " + std::to_string(r.lo);
+  if (r.has_hi) out += " AND bucket < " + std::to_string(r.hi);
+  return out;
+}
+
+}  // namespace
+
+struct ClickHouseStore::Writer {
+  const SummaryRecord* record = nullptr;
+  bool duplicate = false;
+  bool done = false;
+  Status status;
+  std::condition_variable cv;
+};
+
+Status ClickHouseStore::Open(const std::string& uri, std::unique_ptr<ClickHouseStore>* out) {
+  const std::string kScheme = "clickhouse://";
+  const std::string usage = "expected clickhouse://HOST:PORT[,HOST:PORT...]/DATABASE"
+                            "[?user=U&password=P&cluster=C]";
+  if (uri.compare(0, kScheme.size(), kScheme) != 0) {
+    return Status::InvalidArgument("storage URI \"" + uri + "\": " + usage);
+  }
+  std::string rest = uri.substr(kScheme.size());
+  std::string query;
+  size_t qpos = rest.find('?');
+  if (qpos != std::string::npos) {
+    query = rest.substr(qpos + 1);
+    rest = rest.substr(0, qpos);
+  }
+  size_t slash = rest.find('/');
+  if (slash == std::string::npos || slash + 1 >= rest.size()) {
+    return Status::InvalidArgument("storage URI \"" + uri + "\" names no database: " + usage);
+  }
+  std::string hosts = rest.substr(0, slash);
+  ClickHouseEndpoint base;
+  base.database = rest.substr(slash + 1);
+  for (char c : base.database) {
+    if (!isalnum(static_cast<unsigned char>(c)) && c != '_') {
+      return Status::InvalidArgument("storage URI \"" + uri +
+                                     "\": database names are letters, digits and '_'");
+    }
+  }
+  std::unique_ptr<ClickHouseStore> store(new ClickHouseStore());
+  if (!query.empty()) {
+    httplib::Params params;
+    httplib::detail::parse_query_text(query, params);
+    for (const auto& [k, v] : params) {
+      if (k == "user") {
+        base.user = v;
+      } else if (k == "password") {
+        base.password = v;
+      } else if (k == "cluster") {
+        store->cluster_ = v;
+      } else {
+        return Status::InvalidArgument("storage URI \"" + uri + "\": unknown parameter \"" + k +
+                                       "\"; " + usage);
+      }
+    }
+  }
+  for (char c : store->cluster_) {
+    if (!isalnum(static_cast<unsigned char>(c)) && c != '_') {
+      return Status::InvalidArgument("storage URI \"" + uri +
+                                     "\": cluster names are letters, digits and '_'");
+    }
+  }
+  std::vector<std::pair<std::string, int>> addrs;
+  size_t pos = 0;
+  while (pos <= hosts.size()) {
+    size_t comma = hosts.find(',', pos);
+    std::string hp = hosts.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    size_t colon = hp.rfind(':');
+    std::string host = colon == std::string::npos ? hp : hp.substr(0, colon);
+    int port = 8123;
+    if (colon != std::string::npos) {
+      try {
+        port = std::stoi(hp.substr(colon + 1));
+      } catch (...) {
+        port = -1;
+      }
+    }
+    if (host.empty() || port <= 0 || port > 65535) {
+      return Status::InvalidArgument("storage URI \"" + uri + "\": bad host \"" + hp + "\"; " +
+                                     usage);
+    }
+    addrs.emplace_back(host, port);
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  std::sort(addrs.begin(), addrs.end());
+  if (addrs.size() > 1 && store->cluster_.empty()) {
+    return Status::InvalidArgument("storage URI \"" + uri +
+                                   "\": several hosts need cluster=NAME (their remote_servers "
+                                   "cluster)");
+  }
+  for (const auto& [host, port] : addrs) {
+    ClickHouseEndpoint ep = base;
+    ep.host = host;
+    ep.port = port;
+    auto node = std::make_unique<Node>();
+    node->client = std::make_unique<ClickHouseClient>(ep);
+    store->nodes_.push_back(std::move(node));
+  }
+  store->reader_ = store->nodes_.front().get();
+  std::string rows;
+  Status s = store->reader_->client->Execute("SELECT 1", false);
+  if (s.ok()) s = store->reader_->client->Select("SELECT version()", &rows, false);
+  if (!s.ok()) return Status::Unavailable("cannot reach ClickHouse: " + s.message());
+  RowBinaryReader r(rows);
+  r.String(&store->version_);
+  CH_RETURN_IF_ERROR(store->CreateTables());
+  *out = std::move(store);
+  return Status::OK();
+}
+
+ClickHouseStore::~ClickHouseStore() = default;
+
+std::string ClickHouseStore::LocalTable(const std::string& table) const {
+  return cluster_.empty() ? table : table + "_local";
+}
+
+Status ClickHouseStore::CreateTables() {
+  for (auto& node : nodes_) {
+    ClickHouseClient* c = node->client.get();
+    const std::string& db = c->endpoint().database;
+    CH_RETURN_IF_ERROR(c->Execute("CREATE DATABASE IF NOT EXISTS " + db, false));
+    for (const TableDef& t : kTables) {
+      CH_RETURN_IF_ERROR(c->Execute("CREATE TABLE IF NOT EXISTS " + LocalTable(t.name) + " (" +
+                                    t.columns + ") ENGINE = " + t.engine));
+      if (!cluster_.empty()) {
+        CH_RETURN_IF_ERROR(c->Execute("CREATE TABLE IF NOT EXISTS " + std::string(t.name) + " (" +
+                                      t.columns + ") ENGINE = Distributed(" + cluster_ + ", " +
+                                      db + ", " + LocalTable(t.name) + ", rand())"));
+      }
+    }
+  }
+  return Status::OK();
+}
+
+ClickHouseStore::Node* ClickHouseStore::NodeFor(const std::string& agent_instance_id) {
+  if (nodes_.size() == 1) return nodes_.front().get();
+  return nodes_[Fnv().Bytes(agent_instance_id).value() % nodes_.size()].get();
+}
+
+// ---------------------------------------------------------------- writes
+
+Status ClickHouseStore::Write(const SummaryRecord& record, bool* duplicate) {
+  Writer w;
+  w.record = &record;
+  std::unique_lock<std::mutex> lock(queue_mu_);
+  queue_.push_back(&w);
+  while (!w.done && &w != queue_.front()) w.cv.wait(lock);
+  if (!w.done) {
+    // This thread leads: commit everything queued so far in one batch.
+    std::vector<Writer*> batch;
+    for (Writer* q : queue_) {
+      batch.push_back(q);
+      if (batch.size() >= kMaxBatch) break;
+    }
+    lock.unlock();
+    {
+      std::lock_guard<std::mutex> commit_lock(commit_mu_);
+      CommitBatch(batch);
+    }
+    lock.lock();
+    for (Writer* q : batch) {
+      queue_.pop_front();
+      q->done = true;
+      if (q != &w) q->cv.notify_one();
+    }
+    if (!queue_.empty()) queue_.front()->cv.notify_one();
+  }
+  if (duplicate != nullptr) *duplicate = w.duplicate;
+  return w.status;
+}
+
+void ClickHouseStore::CommitBatch(const std::vector<Writer*>& batch) {
+  std::map<Node*, std::vector<Writer*>> by_node;
+  for (Writer* w : batch) {
+    const SummaryRecord& r = *w->record;
+    if (r.service.empty()) {
+      w->status = Status::InvalidArgument("record has no service");
+      continue;
+    }
+    if (r.agent_instance_id.empty()) {
+      w->status = Status::InvalidArgument("record has no agent_instance_id");
+      continue;
+    }
+    bool bad = false;
+    for (const ProfileSample& s : r.profile.samples) {
+      for (uint32_t f : s.frames) bad |= f >= r.profile.frames.size();
+    }
+    if (bad) {
+      w->status = Status::InvalidArgument("sample frame index out of range");
+      continue;
+    }
+    by_node[NodeFor(r.agent_instance_id)].push_back(w);
+  }
+  for (auto& [node, writers] : by_node) {
+    Status s = CommitOnNode(node, writers);
+    if (!s.ok()) {
+      for (Writer* w : writers) {
+        w->status = s;
+        w->duplicate = false;
+      }
+    }
+  }
+}
+
+Status ClickHouseStore::CommitOnNode(Node* node, const std::vector<Writer*>& writers) {
+  ClickHouseClient* c = node->client.get();
+  // 1. Which identities are committed already (by any collector)?
+  std::string keys;
+  for (Writer* w : writers) {
+    if (!keys.empty()) keys += ",";
+    keys += "(" + SqlString(w->record->agent_instance_id) + "," +
+            std::to_string(w->record->sequence) + ")";
+  }
+  std::string rows;
+  CH_RETURN_IF_ERROR(c->Select("SELECT DISTINCT agent_instance_id, sequence FROM " +
+                                   LocalTable("summaries") +
+                                   " WHERE (agent_instance_id, sequence) IN (" + keys + ")",
+                               &rows));
+  std::set<std::pair<std::string, uint64_t>> committed;
+  RowBinaryReader rd(rows);
+  while (!rd.AtEnd()) {
+    std::pair<std::string, uint64_t> k;
+    if (!rd.String(&k.first) || !rd.UInt64(&k.second)) {
+      return Status::Corruption("clickhouse: malformed RowBinary result");
+    }
+    committed.insert(std::move(k));
+  }
+
+  // 2. Rows for everything new.
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  RowBinaryWriter frames, stacks, samples, summaries;
+  std::vector<uint64_t> new_frames, new_stacks;
+  std::unordered_set<uint64_t> batch_frames, batch_stacks;
+  std::vector<uint64_t> frame_hashes, stack_frames;
+  std::unordered_map<uint64_t, int64_t> counts;
+  std::unordered_map<uint64_t, std::pair<bool, std::vector<uint64_t>>> stack_defs;
+  std::unique_lock<std::mutex> known_lock(node->known_mu);
+  for (Writer* w : writers) {
+    const SummaryRecord& r = *w->record;
+    if (!committed.insert({r.agent_instance_id, r.sequence}).second) {
+      w->duplicate = true;  // stored before, or earlier in this batch
+      continue;
+    }
+    const Profile& p = r.profile;
+    const uint64_t write_id = rng();
+    const int64_t bucket = BucketOf(p.start_unix_nanos);
+    const std::string labels = EncodeLabels(r.labels);
+    const uint64_t series = Fnv().Bytes(labels).value();
+    frame_hashes.resize(p.frames.size());
+    for (size_t i = 0; i < p.frames.size(); ++i) {
+      const Frame& f = p.frames[i];
+      uint64_t h = frame_hashes[i] = FrameHash(f);
+      if (node->known_frames.count(h) || !batch_frames.insert(h).second) continue;
+      new_frames.push_back(h);
+      frames.UInt64(h);
+      frames.String(f.function);
+      frames.String(f.file);
+      frames.Int64(f.line);
+      frames.String(f.module);
+      frames.String(f.build_id);
+      frames.UInt8(f.inlined ? 1 : 0);
+    }
+    counts.clear();
+    for (const ProfileSample& s : p.samples) {
+      if (s.count <= 0) continue;
+      Fnv h;
+      h.U64(s.truncated ? 1 : 0);
+      stack_frames.clear();
+      for (uint32_t f : s.frames) {
+        stack_frames.push_back(frame_hashes[f]);
+        h.U64(frame_hashes[f]);
+      }
+      const uint64_t sh = h.value();
+      counts[sh] += s.count;
+      if (node->known_stacks.count(sh) || !batch_stacks.insert(sh).second) continue;
+      new_stacks.push_back(sh);
+      stacks.UInt64(sh);
+      stacks.UInt8(s.truncated ? 1 : 0);
+      stacks.ArraySize(stack_frames.size());
+      for (uint64_t fh : stack_frames) stacks.UInt64(fh);
+    }
+    for (const auto& [sh, n] : counts) {
+      samples.Int64(bucket);
+      samples.String(r.service);
+      samples.UInt64(series);
+      samples.String(p.mode);
+      samples.String(r.agent_instance_id);
+      samples.UInt64(r.sequence);
+      samples.UInt64(write_id);
+      samples.UInt64(sh);
+      samples.Int64(n);
+    }
+    std::vector<std::pair<std::string, int64_t>> counters;
+    for (const auto& [name, value] : r.counters) {
+      if (!name.empty() && value != 0) counters.emplace_back(name, value);
+    }
+    summaries.Int64(bucket);
+    summaries.String(r.agent_instance_id);
+    summaries.UInt64(r.sequence);
+    summaries.UInt64(write_id);
+    summaries.String(r.service);
+    summaries.UInt64(series);
+    summaries.String(labels);
+    summaries.String(p.mode);
+    summaries.Int64(p.period_nanos);
+    summaries.Int64(p.start_unix_nanos);
+    summaries.Int64(std::max(p.start_unix_nanos, p.end_unix_nanos));
+    summaries.ArraySize(counters.size());
+    for (const auto& kv : counters) summaries.String(kv.first);
+    summaries.ArraySize(counters.size());
+    for (const auto& kv : counters) summaries.Int64(kv.second);
+  }
+  known_lock.unlock();
+  if (summaries.size() == 0) return Status::OK();  // all duplicates
+
+  // 3. Inserts: frames, stacks and samples at once (each on its own
+  // connection), the commit mark (summaries) only after all three are
+  // confirmed. Each INSERT is one block, stored atomically; rows of a write
+  // whose mark never arrives are never counted.
+  auto insert = [c, this](const char* table, const char* columns, const RowBinaryWriter* data) {
+    if (data->size() == 0) return Status::OK();
+    return c->Insert(LocalTable(table) + " (" + ColumnNames(columns) + ")", data->data());
+  };
+  auto f_frames = std::async(std::launch::async, insert, "frames", kFramesColumns, &frames);
+  auto f_stacks = std::async(std::launch::async, insert, "stacks", kStacksColumns, &stacks);
+  Status s_samples = insert("samples", kSamplesColumns, &samples);
+  Status s_frames = f_frames.get(), s_stacks = f_stacks.get();
+  CH_RETURN_IF_ERROR(s_frames);
+  CH_RETURN_IF_ERROR(s_stacks);
+  {
+    std::lock_guard<std::mutex> lock(node->known_mu);
+    if (node->known_frames.size() + new_frames.size() > kMaxCacheEntries) {
+      node->known_frames.clear();
+    }
+    if (node->known_stacks.size() + new_stacks.size() > kMaxCacheEntries) {
+      node->known_stacks.clear();
+    }
+    node->known_frames.insert(new_frames.begin(), new_frames.end());
+    node->known_stacks.insert(new_stacks.begin(), new_stacks.end());
+  }
+  CH_RETURN_IF_ERROR(s_samples);
+  return insert("summaries", kSummariesColumns, &summaries);
+}
+
+// ---------------------------------------------------------------- retention
+
+Status ClickHouseStore::DeleteBefore(int64_t cutoff_unix_nanos) {
+  // A bucket b is deleted when it ends at or before the cutoff: b + B <= cutoff.
+  const int64_t limit = cutoff_unix_nanos - kBucketNanos + 1;  // delete bucket < limit
+  // Writes go on meanwhile (other collectors' do anyway): nothing here
+  // depends on them, and a trimming mutation may take a while.
+  for (auto& node : nodes_) {
+    ClickHouseClient* c = node->client.get();
+    const std::string& db = c->endpoint().database;
+    // Commit marks first: samples without their mark are never counted.
+    for (const char* name : {"summaries", "samples"}) {
+      const std::string table = LocalTable(name);
+      std::string rows;
+      CH_RETURN_IF_ERROR(c->Select("SELECT DISTINCT partition FROM system.parts WHERE database = " +
+                                       SqlString(db) + " AND table = " + SqlString(table) +
+                                       " AND active",
+                                   &rows));
+      RowBinaryReader rd(rows);
+      std::string part;
+      while (rd.String(&part)) {
+        int64_t hour;
+        try {
+          hour = std::stoll(part);
+        } catch (...) {
+          continue;
+        }
+        // Whole partition before the cutoff: drop it (no rewrite).
+        if (hour >= 0 && (hour + 1) * kPartitionNanos - kBucketNanos < limit) {
+          CH_RETURN_IF_ERROR(c->Execute("ALTER TABLE " + table + " DROP PARTITION " + part));
+        }
+      }
+      // The partition the cutoff falls into: trim it when it holds old rows.
+      CH_RETURN_IF_ERROR(c->Select("SELECT count() FROM " + table + " WHERE bucket < " +
+                                       std::to_string(limit),
+                                   &rows));
+      RowBinaryReader cr(rows);
+      uint64_t n = 0;
+      cr.UInt64(&n);
+      if (n == 0) continue;
+      CH_RETURN_IF_ERROR(
+          c->Execute("ALTER TABLE " + table + " DELETE WHERE bucket < " + std::to_string(limit)));
+      const auto deadline =
+          std::chrono::steady_clock::now() + std::chrono::seconds(kMutationWaitSeconds);
+      for (;;) {
+        CH_RETURN_IF_ERROR(c->Select("SELECT count() FROM system.mutations WHERE database = " +
+                                         SqlString(db) + " AND table = " + SqlString(table) +
+                                         " AND is_done = 0",
+                                     &rows));
+        RowBinaryReader mr(rows);
+        uint64_t pending = 0;
+        mr.UInt64(&pending);
+        if (pending == 0) break;
+        if (std::chrono::steady_clock::now() > deadline) {
+          return Status::Unavailable("clickhouse: retention mutation on " + table +
+                                     " still running after " +
+                                     std::to_string(kMutationWaitSeconds) + " s");
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    }
+  }
+  return Status::OK();
+}
+
+// ---------------------------------------------------------------- reads
+
+Status ClickHouseStore::MatchSeries(const ProfileQuery& query, const CompiledMatchers& matchers,
+                                    std::vector<SeriesRow>* out) {
+  out->clear();
+  std::string where = "1";
+  if (!query.service.empty()) where += " AND service = " + SqlString(query.service);
+  where += RangeSql(query);
+  std::string rows;
+  CH_RETURN_IF_ERROR(reader_->client->Select(
+      "SELECT series, any(labels), max(period_nanos) FROM summaries WHERE " + where +
+          " GROUP BY series ORDER BY series",
+      &rows));
+  RowBinaryReader rd(rows);
+  while (!rd.AtEnd()) {
+    SeriesRow row;
+    std::string labels;
+    if (!rd.UInt64(&row.id) || !rd.String(&labels) || !rd.Int64(&row.period_nanos) ||
+        !DecodeLabels(labels, &row.labels)) {
+      return Status::Corruption("clickhouse: malformed series row");
+    }
+    if (matchers.Matches(row.labels)) out->push_back(std::move(row));
+  }
+  return Status::OK();
+}
+
+std::string ClickHouseStore::SummariesWhere(const ProfileQuery& query,
+                                            const std::vector<SeriesRow>& series) {
+  std::string where = "1";
+  if (!query.service.empty()) where += " AND service = " + SqlString(query.service);
+  std::vector<uint64_t> ids;
+  for (const SeriesRow& s : series) ids.push_back(s.id);
+  where += " AND series IN (" + Join(ids) + ")";
+  where += RangeSql(query);
+  if (!query.mode.empty()) where += " AND mode = " + SqlString(query.mode);
+  return where;
+}
+
+std::string ClickHouseStore::SamplesWhere(const ProfileQuery& query,
+                                          const std::vector<SeriesRow>& series) {
+  const std::string where = SummariesWhere(query, series);
+  // Exactly once: only the samples of the first committed write of each
+  // (agent instance, sequence).
+  // (write_id is random per write, so it alone names the write.)
+  return where + " AND write_id IN (SELECT min(write_id) FROM summaries WHERE " + where +
+         " GROUP BY agent_instance_id, sequence)";
+}
+
+Status ClickHouseStore::LoadStacks(const std::vector<uint64_t>& hashes,
+                                   std::unordered_map<uint64_t, StackRow>* out) {
+  std::vector<uint64_t> missing;
+  {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    for (uint64_t h : hashes) {
+      auto it = stack_cache_.find(h);
+      if (it != stack_cache_.end()) {
+        (*out)[h] = it->second;
+      } else {
+        missing.push_back(h);
+      }
+    }
+  }
+  if (missing.empty()) return Status::OK();
+  std::string rows;
+  CH_RETURN_IF_ERROR(reader_->client->Select(
+      "SELECT hash, any(truncated), any(frames) FROM stacks WHERE hash IN (" + Join(missing) +
+          ") GROUP BY hash",
+      &rows));
+  RowBinaryReader rd(rows);
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  if (stack_cache_.size() + missing.size() > kMaxCacheEntries) stack_cache_.clear();
+  while (!rd.AtEnd()) {
+    uint64_t h, n;
+    uint8_t truncated;
+    StackRow row;
+    if (!rd.UInt64(&h) || !rd.UInt8(&truncated) || !rd.ArraySize(&n)) {
+      return Status::Corruption("clickhouse: malformed stack row");
+    }
+    row.truncated = truncated != 0;
+    row.frames.resize(n);
+    for (uint64_t i = 0; i < n; ++i) {
+      if (!rd.UInt64(&row.frames[i])) return Status::Corruption("clickhouse: malformed stack row");
+    }
+    stack_cache_[h] = row;
+    (*out)[h] = std::move(row);
+  }
+  for (uint64_t h : missing) {
+    if (!out->count(h)) return Status::Corruption("clickhouse: stack " + std::to_string(h) +
+                                                  " missing");
+  }
+  return Status::OK();
+}
+
+Status ClickHouseStore::LoadFrames(const std::vector<uint64_t>& hashes,
+                                   std::unordered_map<uint64_t, Frame>* out) {
+  std::vector<uint64_t> missing;
+  {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    for (uint64_t h : hashes) {
+      if (out->count(h)) continue;
+      auto it = frame_cache_.find(h);
+      if (it != frame_cache_.end()) {
+        (*out)[h] = it->second;
+      } else {
+        missing.push_back(h);
+      }
+    }
+  }
+  if (missing.empty()) return Status::OK();
+  std::string rows;
+  CH_RETURN_IF_ERROR(reader_->client->Select(
+      "SELECT hash, any(function), any(file), any(line), any(module), any(build_id), "
+      "any(inlined) FROM frames WHERE hash IN (" +
+          Join(missing) + ") GROUP BY hash",
+      &rows));
+  RowBinaryReader rd(rows);
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  if (frame_cache_.size() + missing.size() > kMaxCacheEntries) frame_cache_.clear();
+  while (!rd.AtEnd()) {
+    uint64_t h;
+    uint8_t inlined;
+    Frame f;
+    if (!rd.UInt64(&h) || !rd.String(&f.function) || !rd.String(&f.file) || !rd.Int64(&f.line) ||
+        !rd.String(&f.module) || !rd.String(&f.build_id) || !rd.UInt8(&inlined)) {
+      return Status::Corruption("clickhouse: malformed frame row");
+    }
+    f.inlined = inlined != 0;
+    frame_cache_[h] = f;
+    (*out)[h] = std::move(f);
+  }
+  for (uint64_t h : missing) {
+    if (!out->count(h)) return Status::Corruption("clickhouse: frame " + std::to_string(h) +
+                                                  " missing");
+  }
+  return Status::OK();
+}
+
+Status ClickHouseStore::Query(const ProfileQuery& query, Profile* out) {
+  *out = Profile();
+  CompiledMatchers matchers;
+  CH_RETURN_IF_ERROR(CompiledMatchers::Compile(query.matchers, &matchers));
+  std::vector<SeriesRow> series;
+  CH_RETURN_IF_ERROR(MatchSeries(query, matchers, &series));
+  ProfileBuilder builder;
+  Profile* p = builder.mutable_profile();
+  if (!query.mode.empty()) p->mode = query.mode;
+  if (series.empty()) {
+    *out = builder.Release();
+    return Status::OK();
+  }
+  std::string rows;
+  CH_RETURN_IF_ERROR(reader_->client->Select(
+      "SELECT mode, stack, sum(count), min(bucket), max(bucket) FROM samples WHERE " +
+          SamplesWhere(query, series) + " GROUP BY mode, stack",
+      &rows));
+  std::map<uint64_t, int64_t> counts;
+  std::map<std::string, int64_t> mode_counts;
+  int64_t min_bucket = std::numeric_limits<int64_t>::max();
+  int64_t max_bucket = std::numeric_limits<int64_t>::min();
+  RowBinaryReader rd(rows);
+  while (!rd.AtEnd()) {
+    std::string mode;
+    uint64_t stack;
+    int64_t n, lo, hi;
+    if (!rd.String(&mode) || !rd.UInt64(&stack) || !rd.Int64(&n) || !rd.Int64(&lo) ||
+        !rd.Int64(&hi)) {
+      return Status::Corruption("clickhouse: malformed sample row");
+    }
+    counts[stack] += n;
+    mode_counts[mode] += n;
+    min_bucket = std::min(min_bucket, lo);
+    max_bucket = std::max(max_bucket, hi);
+  }
+  if (!mode_counts.empty()) {
+    if (query.mode.empty()) {
+      p->mode = std::max_element(mode_counts.begin(), mode_counts.end(), [](const auto& a,
+                                                                            const auto& b) {
+                  return a.second < b.second;
+                })->first;
+    }
+    p->start_unix_nanos = min_bucket;
+    p->end_unix_nanos = max_bucket + kBucketNanos;
+    p->period_nanos = series.front().period_nanos;
+  }
+  std::vector<uint64_t> hashes;
+  for (const auto& kv : counts) hashes.push_back(kv.first);
+  std::unordered_map<uint64_t, StackRow> stacks;
+  CH_RETURN_IF_ERROR(LoadStacks(hashes, &stacks));
+  std::vector<uint64_t> frame_hashes;
+  for (const auto& kv : stacks) {
+    frame_hashes.insert(frame_hashes.end(), kv.second.frames.begin(), kv.second.frames.end());
+  }
+  std::sort(frame_hashes.begin(), frame_hashes.end());
+  frame_hashes.erase(std::unique(frame_hashes.begin(), frame_hashes.end()), frame_hashes.end());
+  std::unordered_map<uint64_t, Frame> frames;
+  CH_RETURN_IF_ERROR(LoadFrames(frame_hashes, &frames));
+  std::unordered_map<uint64_t, uint32_t> frame_index;
+  std::vector<uint32_t> indexes;
+  for (const auto& [hash, n] : counts) {
+    const StackRow& row = stacks[hash];
+    indexes.clear();
+    for (uint64_t fh : row.frames) {
+      auto it = frame_index.find(fh);
+      if (it == frame_index.end()) it = frame_index.emplace(fh, builder.InternFrame(frames[fh])).first;
+      indexes.push_back(it->second);
+    }
+    builder.AddSample(indexes, n, row.truncated);
+  }
+  *out = builder.Release();
+  return Status::OK();
+}
+
+Status ClickHouseStore::Series(const ProfileQuery& query, int64_t step_nanos,
+                               const std::string& function, std::vector<SeriesPoint>* out) {
+  out->clear();
+  if (step_nanos <= 0) return Status::InvalidArgument("step must be positive");
+  CompiledMatchers matchers;
+  CH_RETURN_IF_ERROR(CompiledMatchers::Compile(query.matchers, &matchers));
+  std::vector<SeriesRow> series;
+  CH_RETURN_IF_ERROR(MatchSeries(query, matchers, &series));
+  if (series.empty()) return Status::OK();
+  const std::string stack_col = function.empty() ? "toUInt64(0)" : "stack";
+  std::string rows;
+  CH_RETURN_IF_ERROR(reader_->client->Select("SELECT bucket, " + stack_col +
+                                                 " AS s, sum(count) FROM samples WHERE " +
+                                                 SamplesWhere(query, series) + " GROUP BY bucket, s",
+                                             &rows));
+  struct Row {
+    int64_t bucket;
+    uint64_t stack;
+    int64_t n;
+  };
+  std::vector<Row> data;
+  std::set<uint64_t> stack_set;
+  RowBinaryReader rd(rows);
+  while (!rd.AtEnd()) {
+    Row r;
+    if (!rd.Int64(&r.bucket) || !rd.UInt64(&r.stack) || !rd.Int64(&r.n)) {
+      return Status::Corruption("clickhouse: malformed series row");
+    }
+    data.push_back(r);
+    stack_set.insert(r.stack);
+  }
+  std::unordered_map<uint64_t, bool> has_function;
+  if (!function.empty()) {
+    std::unordered_map<uint64_t, StackRow> stacks;
+    CH_RETURN_IF_ERROR(LoadStacks(std::vector<uint64_t>(stack_set.begin(), stack_set.end()),
+                                  &stacks));
+    std::vector<uint64_t> fhs;
+    for (const auto& kv : stacks) fhs.insert(fhs.end(), kv.second.frames.begin(), kv.second.frames.end());
+    std::sort(fhs.begin(), fhs.end());
+    fhs.erase(std::unique(fhs.begin(), fhs.end()), fhs.end());
+    std::unordered_map<uint64_t, Frame> frames;
+    CH_RETURN_IF_ERROR(LoadFrames(fhs, &frames));
+    for (const auto& [h, row] : stacks) {
+      bool found = false;
+      for (uint64_t fh : row.frames) found |= frames[fh].function == function;
+      has_function[h] = found;
+    }
+  }
+  const int64_t origin = query.from_unix_nanos > 0 ? query.from_unix_nanos : 0;
+  auto step_of = [&](int64_t bucket) {
+    if (bucket <= origin) return origin;
+    return origin + (bucket - origin) / step_nanos * step_nanos;
+  };
+  std::map<int64_t, SeriesPoint> points;
+  for (const Row& r : data) {
+    int64_t t = step_of(r.bucket);
+    SeriesPoint& pt = points[t];
+    pt.unix_nanos = t;
+    pt.total += r.n;
+    if (!function.empty() && has_function[r.stack]) pt.matched += r.n;
+  }
+  for (auto& kv : points) out->push_back(kv.second);
+  return Status::OK();
+}
+
+Status ClickHouseStore::Counters(const ProfileQuery& query, std::map<std::string, int64_t>* out) {
+  out->clear();
+  CompiledMatchers matchers;
+  CH_RETURN_IF_ERROR(CompiledMatchers::Compile(query.matchers, &matchers));
+  std::vector<SeriesRow> series;
+  CH_RETURN_IF_ERROR(MatchSeries(query, matchers, &series));
+  if (series.empty()) return Status::OK();
+  std::string rows;
+  // One row per (agent instance, sequence): the first committed write's.
+  CH_RETURN_IF_ERROR(reader_->client->Select(
+      "SELECT name, sum(value) FROM (SELECT argMin(counter_names, write_id) AS n, "
+      "argMin(counter_values, write_id) AS v FROM summaries WHERE " +
+          SummariesWhere(query, series) +
+          " GROUP BY agent_instance_id, sequence) ARRAY JOIN n AS name, v AS value GROUP BY name",
+      &rows));
+  RowBinaryReader rd(rows);
+  while (!rd.AtEnd()) {
+    std::string name;
+    int64_t total;
+    if (!rd.String(&name) || !rd.Int64(&total)) {
+      return Status::Corruption("clickhouse: malformed counter row");
+    }
+    if (total != 0) (*out)[name] = total;
+  }
+  return Status::OK();
+}
+
+Status ClickHouseStore::ListServices(std::vector<ServiceInfo>* out) {
+  out->clear();
+  std::string rows;
+  CH_RETURN_IF_ERROR(reader_->client->Select(
+      "SELECT service, series, any(labels), min(start_nanos), max(end_nanos) FROM summaries "
+      "GROUP BY service, series ORDER BY service, series",
+      &rows));
+  RowBinaryReader rd(rows);
+  while (!rd.AtEnd()) {
+    std::string service, encoded;
+    uint64_t series;
+    int64_t first, last;
+    Labels labels;
+    if (!rd.String(&service) || !rd.UInt64(&series) || !rd.String(&encoded) ||
+        !rd.Int64(&first) || !rd.Int64(&last) || !DecodeLabels(encoded, &labels)) {
+      return Status::Corruption("clickhouse: malformed service row");
+    }
+    if (out->empty() || out->back().service != service) {
+      ServiceInfo info;
+      info.service = service;
+      info.first_seen_unix_nanos = first;
+      info.last_seen_unix_nanos = last;
+      out->push_back(std::move(info));
+    }
+    ServiceInfo& info = out->back();
+    info.label_sets.push_back(std::move(labels));
+    info.first_seen_unix_nanos = std::min(info.first_seen_unix_nanos, first);
+    info.last_seen_unix_nanos = std::max(info.last_seen_unix_nanos, last);
+  }
+  return Status::OK();
+}
+
+Status ClickHouseStore::LabelNames(const ProfileQuery& query, std::vector<std::string>* out) {
+  out->clear();
+  CompiledMatchers matchers;
+  CH_RETURN_IF_ERROR(CompiledMatchers::Compile(query.matchers, &matchers));
+  std::vector<SeriesRow> series;
+  CH_RETURN_IF_ERROR(MatchSeries(query, matchers, &series));
+  std::set<std::string> names;
+  for (const SeriesRow& s : series) {
+    for (const auto& kv : s.labels) names.insert(kv.first);
+  }
+  out->assign(names.begin(), names.end());
+  return Status::OK();
+}
+
+Status ClickHouseStore::LabelValues(const ProfileQuery& query, const std::string& name,
+                                    std::vector<std::string>* out) {
+  out->clear();
+  CompiledMatchers matchers;
+  CH_RETURN_IF_ERROR(CompiledMatchers::Compile(query.matchers, &matchers));
+  std::vector<SeriesRow> series;
+  CH_RETURN_IF_ERROR(MatchSeries(query, matchers, &series));
+  std::set<std::string> values;
+  for (const SeriesRow& s : series) {
+    auto it = s.labels.find(name);
+    if (it != s.labels.end()) values.insert(it->second);
+  }
+  out->assign(values.begin(), values.end());
+  return Status::OK();
+}
+
+int64_t ClickHouseStore::SizeBytes() {
+  int64_t total = 0;
+  for (auto& node : nodes_) {
+    std::string rows;
+    Status s = node->client->Select(
+        "SELECT sum(bytes_on_disk) FROM system.parts WHERE database = " +
+            SqlString(node->client->endpoint().database) + " AND active",
+        &rows);
+    if (!s.ok()) return 0;
+    RowBinaryReader rd(rows);
+    uint64_t n = 0;
+    rd.UInt64(&n);
+    total += static_cast<int64_t>(n);
+  }
+  return total;
+}
+
+Status ClickHouseStore::Health() {
+  for (auto& node : nodes_) {
+    Status s = node->client->Execute("SELECT 1");
+    if (!s.ok()) return s;
+  }
+  return Status::OK();
+}
+
+}  // namespace collector
+}  // namespace stackstream

@@ -31,6 +31,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import bench_md  # noqa: E402
+
 THREADS = 2
 HZ = 100
 
@@ -200,17 +203,7 @@ def main():
     if not a.quick and not a.output:
         # Full mode: also this section of the repository's BENCHMARKS.md
         # (bench.py rewrites the rest of that file; run.sh runs us after it).
-        md = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "BENCHMARKS.md")
-        old = open(md).read() if os.path.exists(md) else ""
-        head = "## `stackstream attach`"
-        start = old.find(head)
-        if start < 0:
-            new = old.rstrip("\n") + "\n\n" + text
-        else:
-            nxt = old.find("\n## ", start + len(head))
-            new = old[:start] + text + ("\n" + old[nxt + 1:] if nxt >= 0 else "")
-        with open(md, "w") as f:
-            f.write(new)
+        bench_md.replace_section("## `stackstream attach`", text)
     print(text)
     return 0 if "attach" in fig and (not have_perf or "perf" in fig) else 1
 

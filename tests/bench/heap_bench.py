@@ -28,6 +28,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+import bench_md  # noqa: E402
 import pprof  # noqa: E402
 
 LIB = "/usr/lib/x86_64-linux-gnu"
@@ -203,20 +204,60 @@ def main():
                   file=sys.stderr)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print("| workload | profiler | wall ratio | CPU ratio | peak RSS added |")
-    print("|---|---|---|---|---|")
+    lines = [
+        "## Heap profiling",
+        "",
+        "Command: `python3 tests/bench/heap_bench.py --build-dir build%s` (%d run(s) per cell, "
+        "medians), %s UTC, load average at the end %s. The CPU ratio (the host's user+sys "
+        "from `wait4`) is the better figure on a shared machine; stackstream's agent "
+        "process is not a child of the host, so its CPU is not in these numbers. Peak RSS "
+        "is `wait4`'s `ru_maxrss` of the host (for heaptrack, of the `heaptrack` wrapper and "
+        "what it waited for). stackstream: `STACKSTREAM_PROFILES=heap`, default rate "
+        "(512 KiB), no collector reachable. gperftools: `LD_PRELOAD=libtcmalloc.so.4 "
+        "HEAPPROFILE=FILE`. heaptrack: `heaptrack -o FILE`. jemalloc: "
+        "`LD_PRELOAD=libjemalloc.so.2 MALLOC_CONF=prof:true,prof_final:true`; its ratios mix "
+        "in the allocator change (jemalloc vs glibc malloc), so they are not an overhead.%s"
+        % (" --quick" if args.quick else "", runs, time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+           " ".join(open("/proc/loadavg").read().split()[:3]),
+           " **Quick mode: indicative only.**" if args.quick else ""),
+        "",
+        "| workload | profiler | wall ratio | CPU ratio | peak RSS added |",
+        "|---|---|---|---|---|",
+    ]
     for (wname, name), (w, c, m) in results.items():
         w0, c0, m0 = results[(wname, "none")]
-        print("| %s | %s | %.3f | %.3f | %+.1f MiB |" % (wname, name, w / w0, c / c0, (m - m0) / 1024.0))
-    print()
-    print("| profiler | 50/30/20 alloc_space: max share error | total vs truth |")
-    print("|---|---|---|")
+        lines.append("| %s | %s | %.3f | %.3f | %+.1f MiB |" %
+                     (wname, name, w / w0, c / c0, (m - m0) / 1024.0))
+    lines += [
+        "",
+        "Accuracy, the 50/30/20 fixture (`%s`, sizes log-uniform 16 B-1 MiB, exact budgets): "
+        "largest error of the three alloc_space shares, and the total against the fixture's "
+        "own count. gperftools and heaptrack record every allocation." % " ".join(
+            [os.path.basename(split[0])] + split[1:]),
+        "",
+        "| profiler | 50/30/20 alloc_space: max share error | total vs truth |",
+        "|---|---|---|",
+    ]
     for name, v in acc.items():
         if v is None:
-            print("| %s | not produced | |" % name)
+            lines.append("| %s | not produced | |" % name)
         else:
-            print("| %s | %.1f points | %+.1f%% |" % (name, v[0], v[1]))
-    return 0
+            lines.append("| %s | %.1f points | %+.1f%% |" % (name, v[0], v[1]))
+    ours = [c / results[(w, "none")][1] for (w, n), (_, c, _) in results.items()
+            if n == "stackstream"]
+    if ours:
+        lines += ["", "Goal: ≤ 3%% slowdown at the default rate; measured CPU ratios %s." %
+                  ", ".join("%.3f" % r for r in ours)]
+    text = "\n".join(lines) + "\n"
+    out = os.path.join(build, "bench", "heap%s.md" % (".quick" if args.quick else ""))
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as f:
+        f.write(text)
+    if not args.quick:
+        bench_md.replace_section("## Heap profiling", text)
+    print(text)
+    produced = ours and acc.get("stackstream") is not None
+    return 0 if produced else 1
 
 
 if __name__ == "__main__":

@@ -15,10 +15,11 @@
 #               the collector and the bench workloads (default: build); built
 #               with `ninja -C DIR` first
 #   --only      comma-separated subset:
-#               startup,overhead,fork,pgbench,wire,accuracy,handler,collector;
-#               "--only attach" runs only tests/bench/attach_bench.py
-#               (`stackstream attach` vs perf record -p), which otherwise runs
-#               after the others
+#               startup,overhead,fork,pgbench,wire,accuracy,handler,collector,
+#               attach (tests/bench/attach_bench.py: `stackstream attach` vs
+#               perf record -p), heap (tests/bench/heap_bench.py: heap
+#               profiling vs gperftools, heaptrack, jemalloc); attach and heap
+#               run after the others
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=build
@@ -41,23 +42,41 @@ if ! ninja -C "$BUILD" >"$BUILD/bench-ninja.log" 2>&1; then
   echo "run.sh: warning: ninja -C $BUILD failed (see $BUILD/bench-ninja.log); running with what is built" >&2
 fi
 export PYTHONPATH="$PWD/tests/lib${PYTHONPATH:+:$PYTHONPATH}"
-# `stackstream attach` (tests/bench/attach_bench.py, its own section of
-# BENCHMARKS.md): after the others, in the same mode, unless --only leaves it out.
-ATTACH=1
+# `stackstream attach` (tests/bench/attach_bench.py) and heap profiling
+# (tests/bench/heap_bench.py) write their own sections of BENCHMARKS.md: they
+# run after bench.py, in the same mode, unless --only leaves them out.
 QUICK=()
-for a in "${ARGS[@]}"; do
-  case "$a" in
+ONLY=""
+for i in "${!ARGS[@]}"; do
+  case "${ARGS[$i]}" in
     --quick) QUICK=(--quick) ;;
-    --only=*|--only) ATTACH=0 ;;
+    --only) ONLY=",${ARGS[$((i + 1))]:-}," ;;
+    --only=*) ONLY=",${ARGS[$i]#--only=}," ;;
   esac
 done
+wants() { [ -z "$ONLY" ] || [[ "$ONLY" == *,$1,* ]]; }
+# bench.py's own sections: --only without them skips it.
+BENCH_ARGS=()
+own=""
 for i in "${!ARGS[@]}"; do
-  if [ "${ARGS[$i]}" = "--only" ] && [[ ",${ARGS[$((i + 1))]:-}," == *,attach,* ]]; then ATTACH=2; fi
-  if [[ "${ARGS[$i]}" == --only=* ]] && [[ ",${ARGS[$i]#--only=}," == *,attach,* ]]; then ATTACH=2; fi
+  a=${ARGS[$i]}
+  if [ "$a" = --only ] || [[ "$a" == --only=* ]]; then continue; fi
+  if [ "$i" -gt 0 ] && [ "${ARGS[$((i - 1))]}" = --only ]; then continue; fi
+  BENCH_ARGS+=("$a")
 done
+if [ -n "$ONLY" ]; then
+  own=$(echo "$ONLY" | tr ',' '\n' | { grep -vE '^(attach|heap|)$' || true; } | paste -sd, -)
+fi
 status=0
-if [ "$ATTACH" != 2 ]; then python3 tests/bench/bench.py "${ARGS[@]}" || status=$?; fi
-if [ "$ATTACH" != 0 ]; then
+if [ -z "$ONLY" ]; then
+  python3 tests/bench/bench.py "${BENCH_ARGS[@]}" || status=$?
+elif [ -n "$own" ]; then
+  python3 tests/bench/bench.py "${BENCH_ARGS[@]}" --only "$own" || status=$?
+fi
+if wants attach; then
   python3 tests/bench/attach_bench.py "${QUICK[@]}" --build-dir "$BUILD" || status=1
+fi
+if wants heap; then
+  python3 tests/bench/heap_bench.py "${QUICK[@]}" --build-dir "$BUILD" || status=1
 fi
 exit $status

@@ -47,7 +47,26 @@ long ProcessUid(pid_t pid) {
   return strtol(uid.c_str(), nullptr, 10);
 }
 
+AttachFacts ReadAttachFacts(pid_t pid) {
+  AttachFacts f;
+  // 38 CAP_PERFMON, 21 CAP_SYS_ADMIN, 19 CAP_SYS_PTRACE.
+  f.perfmon = HasCapability(38) || HasCapability(21);
+  f.ptrace_cap = HasCapability(19);
+  const std::string paranoid = ReadFirstLine("/proc/sys/kernel/perf_event_paranoid");
+  f.perf_event_paranoid = paranoid.empty() ? 2 : atoi(paranoid.c_str());
+  f.ptrace_scope = ReadFirstLine("/proc/sys/kernel/yama/ptrace_scope");
+  f.seccomp = StatusField("self", "Seccomp");
+  f.uid = static_cast<long>(getuid());
+  f.target_uid = ProcessUid(pid);
+  return f;
+}
+
 std::string ExplainAttachError(pid_t pid, int error, const std::string& what) {
+  return ExplainAttachError(pid, error, what, ReadAttachFacts(pid));
+}
+
+std::string ExplainAttachError(pid_t pid, int error, const std::string& what,
+                               const AttachFacts& facts) {
   const std::string p = std::to_string(pid);
   std::ostringstream out;
   if (error == ESRCH) {
@@ -68,38 +87,38 @@ std::string ExplainAttachError(pid_t pid, int error, const std::string& what) {
            "RLIMIT_MEMLOCK; raise them, or attach to fewer threads)";
     return out.str();
   }
-  // 38 CAP_PERFMON, 21 CAP_SYS_ADMIN, 19 CAP_SYS_PTRACE.
-  const bool perfmon = HasCapability(38) || HasCapability(21);
-  const bool ptrace_cap = HasCapability(19);
-  const std::string paranoid_text = ReadFirstLine("/proc/sys/kernel/perf_event_paranoid");
-  const int paranoid = paranoid_text.empty() ? 2 : atoi(paranoid_text.c_str());
-  const std::string seccomp = StatusField("self", "Seccomp");
-  const long target_uid = ProcessUid(pid);
-  const long uid = static_cast<long>(getuid());
+  const int paranoid = facts.perf_event_paranoid;
   out << "not allowed to attach to pid " << p << " (perf_event_open: " << strerror(error)
       << "): ";
-  if (seccomp == "2") {
+  if (facts.seccomp == "2") {
     out << "a seccomp filter on this process blocks perf_event_open (container runtimes "
            "such as Docker do by default): run stackstream attach with a seccomp profile "
            "that allows perf_event_open (e.g. docker run --security-opt "
            "seccomp=unconfined, or --cap-add PERFMON), or from the host";
     return out.str();
   }
-  if (paranoid > 2 && !perfmon) {
+  if (paranoid > 2 && !facts.perfmon) {
     out << "kernel.perf_event_paranoid is " << paranoid
         << "; attaching needs 2 or lower (sysctl -w kernel.perf_event_paranoid=2), or "
            "CAP_PERFMON / root";
     return out.str();
   }
-  if (target_uid >= 0 && target_uid != uid && !ptrace_cap) {
-    out << "missing ptrace rights: pid " << p << " runs as uid " << target_uid
-        << " and you are uid " << uid << "; attach as that user or as root (CAP_SYS_PTRACE)";
+  if (facts.target_uid >= 0 && facts.target_uid != facts.uid && !facts.ptrace_cap) {
+    out << "missing ptrace rights: pid " << p << " runs as uid " << facts.target_uid
+        << " and you are uid " << facts.uid
+        << "; attach as that user or as root (CAP_SYS_PTRACE)";
     return out.str();
   }
-  std::string scope = ReadFirstLine("/proc/sys/kernel/yama/ptrace_scope");
   out << "missing ptrace rights over pid " << p;
-  if (!scope.empty() && scope != "0") {
-    out << " (kernel.yama.ptrace_scope is " << scope << ")";
+  if (!facts.ptrace_scope.empty() && facts.ptrace_scope != "0") {
+    out << " (kernel.yama.ptrace_scope is " << facts.ptrace_scope;
+    if (facts.ptrace_scope == "3") {
+      out << ": no process may attach; only a reboot lowers it";
+    } else if (facts.ptrace_scope == "2") {
+      out << ": only CAP_SYS_PTRACE may attach; attach as root, or "
+             "sysctl -w kernel.yama.ptrace_scope=1";
+    }
+    out << ")";
   }
   out << "; the target may be non-dumpable (setuid, prctl PR_SET_DUMPABLE 0) or "
          "kernel.perf_event_paranoid ("

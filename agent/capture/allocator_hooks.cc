@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <new>
 
 #include "capture/heap_sampler.h"
 
@@ -234,3 +235,184 @@ STACKSTREAM_EXPORT void* pvalloc(size_t size) {
 }
 
 }  // extern "C"
+
+// ---- C++ operator new / delete ----
+//
+// libstdc++'s operators call malloc/free, so the hooks above see them. An
+// allocator that brings its own operators (jemalloc, tcmalloc) allocates
+// C++ objects without calling malloc: these wrappers forward every operator
+// to the next definition and, when that definition is not libstdc++'s,
+// sample/free-track here (once: never both here and in malloc). A host with
+// no C++ runtime never calls them; our own code then gets malloc.
+namespace {
+
+enum CxxOp : int {
+  kNew, kNewArray, kNewNothrow, kNewArrayNothrow,
+  kNewAligned, kNewArrayAligned, kNewAlignedNothrow, kNewArrayAlignedNothrow,
+  kDelete, kDeleteArray, kDeleteSized, kDeleteArraySized, kDeleteNothrow, kDeleteArrayNothrow,
+  kDeleteAligned, kDeleteArrayAligned, kDeleteSizedAligned, kDeleteArraySizedAligned,
+  kDeleteAlignedNothrow, kDeleteArrayAlignedNothrow, kCxxOps
+};
+
+constexpr const char* kCxxNames[kCxxOps] = {
+    "_Znwm", "_Znam", "_ZnwmRKSt9nothrow_t", "_ZnamRKSt9nothrow_t",
+    "_ZnwmSt11align_val_t", "_ZnamSt11align_val_t", "_ZnwmSt11align_val_tRKSt9nothrow_t",
+    "_ZnamSt11align_val_tRKSt9nothrow_t",
+    "_ZdlPv", "_ZdaPv", "_ZdlPvm", "_ZdaPvm", "_ZdlPvRKSt9nothrow_t", "_ZdaPvRKSt9nothrow_t",
+    "_ZdlPvSt11align_val_t", "_ZdaPvSt11align_val_t", "_ZdlPvmSt11align_val_t",
+    "_ZdaPvmSt11align_val_t", "_ZdlPvSt11align_val_tRKSt9nothrow_t",
+    "_ZdaPvSt11align_val_tRKSt9nothrow_t"};
+
+void* g_cxx[kCxxOps];
+std::atomic<bool> g_cxx_ready{false};
+bool g_cxx_track = false;  // the next operators do not go through malloc/free
+
+__attribute__((noinline)) void ResolveCxx() {
+  if (g_cxx_ready.load(std::memory_order_acquire)) return;
+  void* found[kCxxOps];
+  for (int i = 0; i < kCxxOps; ++i) found[i] = dlsym(RTLD_NEXT, kCxxNames[i]);
+  bool track = false;
+  Dl_info info;
+  if (found[kNew] != nullptr && dladdr(found[kNew], &info) != 0 && info.dli_fname != nullptr) {
+    track = strstr(info.dli_fname, "libstdc++") == nullptr;
+  }
+  // Racing threads compute the same values; publishing twice is harmless.
+  memcpy(g_cxx, found, sizeof found);
+  g_cxx_track = track;
+  g_cxx_ready.store(true, std::memory_order_release);
+}
+
+template <typename T>
+inline T Cxx(CxxOp op) {
+  if (__builtin_expect(!g_cxx_ready.load(std::memory_order_acquire), 0)) ResolveCxx();
+  return reinterpret_cast<T>(g_cxx[op]);
+}
+
+inline bool TrackCxx() { return __builtin_expect(HeapSamplingOn(), 0) && g_cxx_track; }
+
+using NewFn = void* (*)(size_t);
+using NewNothrowFn = void* (*)(size_t, const std::nothrow_t&);
+using NewAlignedFn = void* (*)(size_t, std::align_val_t);
+using NewAlignedNothrowFn = void* (*)(size_t, std::align_val_t, const std::nothrow_t&);
+using DeleteFn = void (*)(void*);
+using DeleteSizedFn = void (*)(void*, size_t);
+using DeleteNothrowFn = void (*)(void*, const std::nothrow_t&);
+using DeleteAlignedFn = void (*)(void*, std::align_val_t);
+using DeleteSizedAlignedFn = void (*)(void*, size_t, std::align_val_t);
+using DeleteAlignedNothrowFn = void (*)(void*, std::align_val_t, const std::nothrow_t&);
+
+void* New(CxxOp op, size_t size) {
+  NewFn next = Cxx<NewFn>(op);
+  if (next == nullptr) {  // no C++ runtime in the host: only our own code calls this
+    void* p = malloc(size);
+    if (p == nullptr) throw std::bad_alloc();
+    return p;
+  }
+  void* p = next(size);
+  if (TrackCxx()) OnAlloc(p, size);
+  return p;
+}
+
+void* NewNothrow(CxxOp op, size_t size, const std::nothrow_t& nt) {
+  NewNothrowFn next = Cxx<NewNothrowFn>(op);
+  if (next == nullptr) return malloc(size);
+  void* p = next(size, nt);
+  if (TrackCxx()) OnAlloc(p, size);
+  return p;
+}
+
+void* NewAligned(CxxOp op, size_t size, std::align_val_t align) {
+  NewAlignedFn next = Cxx<NewAlignedFn>(op);
+  if (next == nullptr) {
+    void* p = nullptr;
+    if (posix_memalign(&p, static_cast<size_t>(align), size) != 0) throw std::bad_alloc();
+    return p;
+  }
+  void* p = next(size, align);
+  if (TrackCxx()) OnAlloc(p, size);
+  return p;
+}
+
+void* NewAlignedNothrow(CxxOp op, size_t size, std::align_val_t align, const std::nothrow_t& nt) {
+  NewAlignedNothrowFn next = Cxx<NewAlignedNothrowFn>(op);
+  if (next == nullptr) {
+    void* p = nullptr;
+    return posix_memalign(&p, static_cast<size_t>(align), size) == 0 ? p : nullptr;
+  }
+  void* p = next(size, align, nt);
+  if (TrackCxx()) OnAlloc(p, size);
+  return p;
+}
+
+// Deletes: free-track first (the block may be reused at once), then forward.
+template <typename Fn, typename... Args>
+void Delete(CxxOp op, void* p, Args... args) {
+  Fn next = Cxx<Fn>(op);
+  if (next == nullptr) {
+    free(p);
+    return;
+  }
+  if (TrackCxx()) OnFree(p);
+  next(p, args...);
+}
+
+}  // namespace
+
+STACKSTREAM_EXPORT void* operator new(size_t n) { return New(kNew, n); }
+STACKSTREAM_EXPORT void* operator new[](size_t n) { return New(kNewArray, n); }
+STACKSTREAM_EXPORT void* operator new(size_t n, const std::nothrow_t& nt) noexcept {
+  return NewNothrow(kNewNothrow, n, nt);
+}
+STACKSTREAM_EXPORT void* operator new[](size_t n, const std::nothrow_t& nt) noexcept {
+  return NewNothrow(kNewArrayNothrow, n, nt);
+}
+STACKSTREAM_EXPORT void* operator new(size_t n, std::align_val_t a) {
+  return NewAligned(kNewAligned, n, a);
+}
+STACKSTREAM_EXPORT void* operator new[](size_t n, std::align_val_t a) {
+  return NewAligned(kNewArrayAligned, n, a);
+}
+STACKSTREAM_EXPORT void* operator new(size_t n, std::align_val_t a,
+                                      const std::nothrow_t& nt) noexcept {
+  return NewAlignedNothrow(kNewAlignedNothrow, n, a, nt);
+}
+STACKSTREAM_EXPORT void* operator new[](size_t n, std::align_val_t a,
+                                        const std::nothrow_t& nt) noexcept {
+  return NewAlignedNothrow(kNewArrayAlignedNothrow, n, a, nt);
+}
+STACKSTREAM_EXPORT void operator delete(void* p) noexcept { Delete<DeleteFn>(kDelete, p); }
+STACKSTREAM_EXPORT void operator delete[](void* p) noexcept {
+  Delete<DeleteFn>(kDeleteArray, p);
+}
+STACKSTREAM_EXPORT void operator delete(void* p, size_t n) noexcept {
+  Delete<DeleteSizedFn>(kDeleteSized, p, n);
+}
+STACKSTREAM_EXPORT void operator delete[](void* p, size_t n) noexcept {
+  Delete<DeleteSizedFn>(kDeleteArraySized, p, n);
+}
+STACKSTREAM_EXPORT void operator delete(void* p, const std::nothrow_t& nt) noexcept {
+  Delete<DeleteNothrowFn>(kDeleteNothrow, p, nt);
+}
+STACKSTREAM_EXPORT void operator delete[](void* p, const std::nothrow_t& nt) noexcept {
+  Delete<DeleteNothrowFn>(kDeleteArrayNothrow, p, nt);
+}
+STACKSTREAM_EXPORT void operator delete(void* p, std::align_val_t a) noexcept {
+  Delete<DeleteAlignedFn>(kDeleteAligned, p, a);
+}
+STACKSTREAM_EXPORT void operator delete[](void* p, std::align_val_t a) noexcept {
+  Delete<DeleteAlignedFn>(kDeleteArrayAligned, p, a);
+}
+STACKSTREAM_EXPORT void operator delete(void* p, size_t n, std::align_val_t a) noexcept {
+  Delete<DeleteSizedAlignedFn>(kDeleteSizedAligned, p, n, a);
+}
+STACKSTREAM_EXPORT void operator delete[](void* p, size_t n, std::align_val_t a) noexcept {
+  Delete<DeleteSizedAlignedFn>(kDeleteArraySizedAligned, p, n, a);
+}
+STACKSTREAM_EXPORT void operator delete(void* p, std::align_val_t a,
+                                        const std::nothrow_t& nt) noexcept {
+  Delete<DeleteAlignedNothrowFn>(kDeleteAlignedNothrow, p, a, nt);
+}
+STACKSTREAM_EXPORT void operator delete[](void* p, std::align_val_t a,
+                                          const std::nothrow_t& nt) noexcept {
+  Delete<DeleteAlignedNothrowFn>(kDeleteArrayAlignedNothrow, p, a, nt);
+}

@@ -152,6 +152,38 @@ def test_host_memalign(c):
     check(chain > 0, "fixture_realloc_chain in alloc_space (%d bytes)" % chain)
 
 
+def split_matches_truth(c, env, alloc, where):
+    """heap_split 50/30/20 allocating with malloc or operator new: the
+    alloc_space total within 15% of the truth (sampled once, not twice) and
+    the three shares within 5 points."""
+    for f in os.listdir(c.dir):
+        os.unlink(os.path.join(c.dir, f))
+    stats = c.out("truth.json")
+    rc, _, err = run([fixture("heap_split"), "--scenario=split", "--total-mb=200", "--rounds=50",
+                      "--alloc=" + alloc, "--stats=" + stats], env, agent=False)
+    check(rc == 0, "heap_split --alloc=%s %s: exit 0 %s" % (alloc, where, err[-200:]))
+    p = heap_profile(c)
+    truth = json.load(open(stats))
+    true_total = sum(t["bytes"] for t in truth.values())
+    check(abs(p.total(1) - true_total) <= 0.15 * true_total,
+          "%s %s sampled once: alloc_space %.1f MiB vs true %.1f MiB"
+          % (alloc, where, p.total(1) / 2**20, true_total / 2**20))
+    got = by_function(p, 1, list(truth))
+    total = max(1, sum(got.values()))
+    for name, t in truth.items():
+        want = 100.0 * t["bytes"] / true_total
+        have = 100.0 * got.get(name, 0) / total
+        check(abs(have - want) <= 5, "%s %s: %s %.1f%% (truth %.1f%%)" % (alloc, where, name,
+                                                                          have, want))
+
+
+def test_host_cxx_new(c):
+    """C++ operator new on glibc: libstdc++'s operators call malloc, sampled there only."""
+    env = heap_env(c)
+    env["LD_PRELOAD"] = base.AGENT
+    split_matches_truth(c, env, "new", "on glibc")
+
+
 def test_host_jemalloc(c):
     """A host on jemalloc (preloaded after and before the profiler): unchanged; heap samples when ours is first."""
     check(os.path.exists(JEMALLOC), "libjemalloc2 installed (%s)" % JEMALLOC)
@@ -166,20 +198,11 @@ def test_host_jemalloc(c):
     maps_env = dict(env)
     rc, maps, _ = run(["/bin/sh", "-c", "grep -c jemalloc /proc/self/maps"], maps_env, agent=False)
     check(int(maps.strip() or 0) > 0, "jemalloc is mapped in the host")
-    # malloc() calls reach jemalloc through the profiler and are sampled.
-    # (jemalloc also defines C++ operator new/delete itself, which never
-    # call malloc: those allocations are not seen; README, known limits.)
-    for f in os.listdir(c.dir):
-        os.unlink(os.path.join(c.dir, f))
-    stats = c.out("truth.json")
-    rc, _, err = run([fixture("heap_split"), "--scenario=split", "--total-mb=200", "--rounds=50",
-                      "--stats=" + stats], env, agent=False)
-    check(rc == 0, "heap_split on jemalloc: exit 0 %s" % err[-200:])
-    p = heap_profile(c)
-    true_total = sum(t["bytes"] for t in json.load(open(stats)).values())
-    check(abs(p.total(1) - true_total) <= 0.15 * true_total,
-          "malloc through jemalloc sampled: alloc_space %.1f MiB vs true %.1f MiB"
-          % (p.total(1) / 2**20, true_total / 2**20))
+    # malloc() calls reach jemalloc through the profiler and are sampled;
+    # so do C++ operator new calls, which jemalloc serves itself (its own
+    # operators never call malloc): the profiler's operators sample them.
+    for alloc in ("malloc", "new"):
+        split_matches_truth(c, env, alloc, "on jemalloc")
     # jemalloc first: it owns malloc; the profiler must still be harmless.
     env["LD_PRELOAD"] = JEMALLOC + ":" + base.AGENT
     rc2, out2, err2 = run(argv, env, agent=False)

@@ -3,7 +3,9 @@
 // unwinds them against the host's modules. The host here is this process:
 // its real modules are announced, and each record starts from a real
 // register set and stack copy of this process that the input then corrupts
-// (or replaces). The agent must not crash or read outside the copy, and
+// (or replaces); some records are sampled allocations, and the host may
+// announce a live-allocation table (heap profiling) whose header and slots
+// the input writes. The agent must not crash or read outside the copy, and
 // every sample it passes on must be well formed (session_harness.h).
 #include <fuzzer/FuzzedDataProvider.h>
 #include <string.h>
@@ -74,6 +76,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       rec->tid = gettid();
       rec->timestamp_ns = now.tv_sec * 1000000000LL + now.tv_nsec;
       rec->module_generation = 1;
+      if (in.ConsumeBool()) {  // a sampled allocation (heap profiling)
+        rec->kind = capture::kRecordAlloc;
+        rec->alloc_size = in.ConsumeIntegral<uint64_t>();
+        rec->alloc_address = in.ConsumeIntegral<uint64_t>();
+        rec->alloc_id = in.ConsumeIntegralInRange<uint64_t>(0, 16);
+        rec->heap_rate = in.ConsumeIntegral<uint64_t>();
+      }
       const int edits = in.ConsumeIntegralInRange(0, 8);
       intact += edits == 0;
       for (int e = 0; e < edits; ++e) {
@@ -94,6 +103,30 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   bool alive = h.Send(SessionHarness::Hello(), {control});
   for (const std::string& m : SessionHarness::OwnModules(1)) alive = alive && h.Send(m);
   alive = alive && h.Send(SessionHarness::ModulesEnd(1, true));
+  if (in.ConsumeBool()) {
+    // The live-allocation table: a header that may lie, and slots naming ids
+    // the records above may or may not carry.
+    constexpr uint32_t kHeapSlots = 16;
+    std::string table(capture::HeapTableBytes(kHeapSlots, 0), '\0');
+    auto* th = reinterpret_cast<capture::HeapTableHeader*>(&table[0]);
+    th->magic = capture::kHeapTableMagic;
+    th->version = capture::kFormatVersion;
+    th->slots = in.ConsumeBool() ? kHeapSlots : in.ConsumeIntegral<uint32_t>();
+    auto* slots = reinterpret_cast<capture::HeapSlot*>(&table[capture::kHeapTableHeaderBytes]);
+    for (uint32_t i = 0; i < kHeapSlots; ++i) {
+      slots[i].address.store(in.ConsumeIntegralInRange<uint64_t>(0, 3));
+      slots[i].id.store(in.ConsumeIntegralInRange<uint64_t>(0, 16));
+    }
+    capture::HeapTableMessage tm;
+    memset(&tm, 0, sizeof tm);
+    tm.header = SessionHarness::Header(capture::kHeapTable, sizeof tm);
+    tm.slots = in.ConsumeBool() ? kHeapSlots : in.ConsumeIntegral<uint32_t>();
+    tm.filter_slots = 0;
+    tm.bytes = in.ConsumeBool() ? table.size() : in.ConsumeIntegral<uint64_t>();
+    const int table_fd = SessionHarness::Memfd(table, true);
+    h.Send(std::string(reinterpret_cast<const char*>(&tm), sizeof tm), {table_fd});
+    close(table_fd);
+  }
   capture::RingMessage rm;
   memset(&rm, 0, sizeof rm);
   rm.header = SessionHarness::Header(capture::kRing, sizeof rm);

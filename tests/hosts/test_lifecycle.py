@@ -352,6 +352,27 @@ def test_daemon(c):
             t.check(total + lost >= 0.9 * expected,
                     "daemon: %s: delivered + counted lost = %d + %d >= 90%% of %.0f"
                     % (s, total, lost, expected))
+        # A long-lived daemon keeps no descriptor of a host that has gone:
+        # after a first batch of short hosts (the daemon's channel to the
+        # collector and the like exist from then on), 40 more leave its
+        # descriptor count where it was.
+        live = daemons[-1].pid
+
+        def short_hosts(n):
+            for _ in range(n):
+                subprocess.run([CPU_SPLIT, "--threads=1", "--seconds=0.05"],
+                               env=agent_env(service="lc-daemon-short", agent_socket=sock, hz=HZ),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+
+        def fd_count():
+            return len(os.listdir("/proc/%d/fd" % live))
+        short_hosts(10)
+        wait_until(lambda: False, 2, 0.5)  # sessions finish delivering
+        fds_before = fd_count()
+        short_hosts(40)
+        settled = wait_until(lambda: fd_count() <= fds_before + 4, 10, 0.25)  # leaking: +40
+        t.check(settled, "daemon: descriptors after 40 more short hosts: %d (before: %d)"
+                % (fd_count(), fds_before))
         # SIGTERM the running daemon so that its log is complete.
         daemons[-1].send_signal(signal.SIGTERM)
         try:

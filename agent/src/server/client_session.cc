@@ -251,7 +251,6 @@ bool ClientSession::HandleHello(const char* data, size_t len, int* fds, int nfds
     seen_messages_dropped_ = control_->messages_dropped.load(std::memory_order_relaxed);
     seen_reconnects_ = reconnects - 1;
   }
-  fds[0] = -1;  // mapped; the fd itself is closed by the caller below
   have_hello_ = true;
   pcs_.resize(static_cast<size_t>(config_.max_depth) + 1);
   next_flush_ns_ = MonoNs() + static_cast<int64_t>(config_.flush_ms) * 1000000LL;

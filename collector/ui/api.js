@@ -57,6 +57,40 @@ export async function get(path, params = {}) {
 
 export async function getJson(path, params) { return (await get(path, params)).json(); }
 
+// POST a JSON body (the Connect API under /querier.v1...); the reply's JSON.
+export async function postJson(path, body) {
+  await ready();
+  for (;;) {
+    const r = await fetch(path, { method: 'POST', body: JSON.stringify(body),
+      headers: { ...headers(), 'Content-Type': 'application/json' } });
+    if (r.status === 401 && tokenRequired) {
+      await askToken('That token was not accepted.');
+      continue;
+    }
+    if (!r.ok) throw new ApiError(r.status, path + ': ' + r.statusText);
+    return r.json();
+  }
+}
+
+// The profile types a service has data for in the last 30 days, as the
+// API's type= names (cpu, wall, alloc_objects, ...), from the Pyroscope
+// API's Series call (the same one Grafana makes).
+export async function profileTypes(service) {
+  const end = Date.now();
+  const reply = await postJson('/querier.v1.QuerierService/Series', {
+    start: end - 30 * 86400e3, end,
+    matchers: [`{service_name=${JSON.stringify(service)}}`], labelNames: ['__profile_type__'] });
+  const types = new Set();
+  for (const set of reply.labelsSet || reply.labels_set || []) {
+    for (const l of set.labels || []) {
+      if (l.name !== '__profile_type__') continue;
+      const sampleType = l.value.split(':')[1];
+      types.add(sampleType === 'samples' ? 'cpu' : sampleType);
+    }
+  }
+  return [...types];
+}
+
 // A URL for the data that a page outside this one (a download, speedscope)
 // can load: the API URL itself when no token is needed, else a blob: URL of
 // the data fetched with the token (the token never goes into a URL).

@@ -19,7 +19,7 @@ export async function diff(main, st) {
   const [bt, tt, d] = await Promise.all([flame(base), flame(target), getJson('/api/v1/diff', diffParams)]);
   main.innerHTML = '';
   main.append(h(`<h1>${esc(st.service)}: diff <a class="small" href="${link(
-    { service: st.service, from: st.from, to: st.to, selector: st.selector })}">profile</a></h1>`));
+    { service: st.service, type: st.type, from: st.from, to: st.to, selector: st.selector })}">profile</a></h1>`));
   main.append(rangeControls(st, (r) => update({ base_from: r.from, base_to: r.to, base_selector: r.selector }),
     { prefix: 'base_', label: 'base' }));
   main.append(rangeControls(st, (r) => update(r), { label: 'target' }));

@@ -99,7 +99,8 @@ export function diffColor(d) {
 }
 
 // Draws "tree" into "el" and returns the d3-flame-graph chart.
-// opts: info (function -> top row), onClick(d), onSearch(sum, total), inverted, color, diff
+// opts: info (function -> top row), onClick(d), onSearch(sum, total), inverted, color, diff,
+// format (value -> text, default: nanoseconds as a duration)
 export function render(el, tree, opts = {}) {
   el.innerHTML = '';
   const width = Math.max(300, el.clientWidth || 960);
@@ -124,11 +125,12 @@ export function render(el, tree, opts = {}) {
 
 function tooltip(d, rootTotal, opts) {
   const data = d.data;
+  const fmt = opts.format || duration;
   const info = (opts.info && opts.info.get(data.name)) || {};
   const where = info.file ? esc(info.file) + (info.line ? ':' + info.line : '') : '';
   let html = `<b>${esc(data.name)}</b><br>` +
-    `total ${duration(d.value)} (${(100 * d.value / rootTotal).toFixed(2)}%)<br>` +
-    `self ${duration(data.self || 0)} (${(100 * (data.self || 0) / rootTotal).toFixed(2)}%)`;
+    `total ${fmt(d.value)} (${(100 * d.value / rootTotal).toFixed(2)}%)<br>` +
+    `self ${fmt(data.self || 0)} (${(100 * (data.self || 0) / rootTotal).toFixed(2)}%)`;
   if (opts.diff) html += `<br>change of self ${d.delta > 0 ? '+' : ''}${(100 * (d.delta || 0) / rootTotal).toFixed(2)} points`;
   if (info.module) html += `<br>module ${esc(info.module)}`;
   if (where) html += `<br>${where}`;

@@ -14,6 +14,23 @@ export function duration(ns) {
   return ns + ' ns';
 }
 
+// Bytes as "1.5 MiB", ...
+export function bytes(n) {
+  const a = Math.abs(n);
+  if (a >= 2 ** 30) return (n / 2 ** 30).toFixed(2) + ' GiB';
+  if (a >= 2 ** 20) return (n / 2 ** 20).toFixed(1) + ' MiB';
+  if (a >= 2 ** 10) return (n / 2 ** 10).toFixed(1) + ' KiB';
+  return n + ' B';
+}
+
+// The formatter of a profile type's values: time for cpu/wall, bytes for
+// alloc_space/inuse_space, a count for alloc_objects/inuse_objects.
+export function valueFormat(type) {
+  if (/_space$/.test(type || '')) return bytes;
+  if (/_objects$/.test(type || '')) return (n) => n.toLocaleString('en-US') + ' objects';
+  return duration;
+}
+
 export function pct(x) { return x.toFixed(2) + '%'; }
 
 export function ago(unixNanos) {

@@ -1,11 +1,11 @@
-// Profile view: ?service=S&from=&to=&selector= (+ q: flame-graph search,
+// Profile view: ?service=S&type=&from=&to=&selector= (+ q: flame-graph search,
 // fn: the function shown in the caller/callee view, sort/filter: the top
 // table, max_nodes: the flame graph's node budget).
-import { get, getJson, shareableUrl } from './api.js';
+import { get, getJson, profileTypes, shareableUrl } from './api.js';
 import { series, timeChart } from './chart.js';
 import { rangeControls } from './controls.js';
 import { countNodes, frameToTree, render, sandwich } from './flame.js';
-import { duration, esc, h, pct } from './format.js';
+import { esc, h, pct, valueFormat } from './format.js';
 import { link, query, update } from './state.js';
 
 let cache = { key: '', data: null };
@@ -13,25 +13,29 @@ let cache = { key: '', data: null };
 async function load(q, maxNodes) {
   const key = JSON.stringify([q, maxNodes]);
   if (cache.key === key) return cache.data;
-  const [flameRes, top, points] = await Promise.all([
+  const [flameRes, top, points, types] = await Promise.all([
     get('/api/v1/profile', { ...q, format: 'flamegraph', max_nodes: maxNodes }),
     getJson('/api/v1/top', { ...q, limit: 1000000 }),
     series(q),
+    profileTypes(q.service).catch(() => []),
   ]);
   const tree = frameToTree(await flameRes.json());
   const dropped = Number(flameRes.headers.get('X-Stackstream-Dropped-Samples') || 0);
-  cache = { key, data: { tree, top, points, dropped } };
+  cache = { key, data: { tree, top, points, dropped, types } };
   return cache.data;
 }
 
 export async function profile(main, st) {
   const q = query(st);
-  const { tree, top, points, dropped } = await load(q, st.max_nodes);
+  const { tree, top, points, dropped, types } = await load(q, st.max_nodes);
   const info = new Map(top.map((r) => [r.function, r]));
+  const type = st.type || 'cpu';
+  const fmt = valueFormat(type);
   main.innerHTML = '';
   main.append(h(`<h1>${esc(st.service)} <a class="small" href="${link({
-    view: 'diff', service: st.service, from: st.from, to: st.to, selector: st.selector,
+    view: 'diff', service: st.service, type: st.type, from: st.from, to: st.to, selector: st.selector,
     base_from: st.from, base_to: st.to, base_selector: st.selector })}">compare…</a></h1>`));
+  main.append(typePicker(type, types));
   main.append(rangeControls(st, (r) => update({ ...r, fn: null })));
   if (dropped > 0) {
     main.append(h(`<p class="note" id="dropped">The agents dropped ${dropped} samples in this range:
@@ -52,12 +56,13 @@ export async function profile(main, st) {
     <span id="search-result"></span>
     <button type="button" id="reset-zoom">reset zoom</button>
     <span class="muted">${countNodes(tree) - 1} nodes (max_nodes ${esc(st.max_nodes)}) ·
-      total ${duration(total)}</span></div>`);
+      total <span id="total">${esc(fmt(total))}</span></span></div>`);
   const flameEl = h('<div id="flame" class="flame"></div>');
   main.append(bar, flameEl);
   const result = bar.querySelector('#search-result');
   const chart = render(flameEl, tree, {
     info,
+    format: fmt,
     onSearch: (sum, t, n) => {
       result.textContent = bar.querySelector('#search').value
         ? `matches ${(100 * sum / total).toFixed(2)}% of total (${n} frames)` : '';
@@ -72,7 +77,7 @@ export async function profile(main, st) {
   bar.querySelector('#reset-zoom').addEventListener('click', () => chart.resetZoom());
   if (st.q) search(st.q);
 
-  if (st.fn) main.append(sandwichView(tree, st.fn, info));
+  if (st.fn) main.append(sandwichView(tree, st.fn, info, fmt));
   main.append(topTable(top, st));
 }
 
@@ -102,18 +107,29 @@ function exportsBar(q, st) {
   return el;
 }
 
-function sandwichView(tree, fn, info) {
+// The profile types the service has (cpu when it has none listed): a
+// choice changes type= and keeps the rest of the view.
+function typePicker(type, types) {
+  const all = [...new Set([...(types.length ? types : ['cpu']), type])];
+  const el = h(`<label class="types">profile type <select id="type">${all.map((t) =>
+    `<option value="${esc(t)}"${t === type ? ' selected' : ''}>${esc(t)}</option>`).join('')}</select></label>`);
+  el.querySelector('select').addEventListener('change', (e) =>
+    update({ type: e.target.value === 'cpu' ? null : e.target.value, fn: null }));
+  return el;
+}
+
+function sandwichView(tree, fn, info, fmt) {
   const { callers, callees } = sandwich(tree, fn);
   const el = h(`<section class="sandwich" id="sandwich"><h2>${esc(fn)}
     <button type="button" id="close-sandwich">close</button></h2>
-    <p class="muted">total ${duration(callers.value)} (${pct(100 * callers.value / tree.value)}) ·
-      self ${duration(callers.self)}</p>
+    <p class="muted">total ${fmt(callers.value)} (${pct(100 * callers.value / tree.value)}) ·
+      self ${fmt(callers.self)}</p>
     <h3>callers</h3><div class="flame" id="callers"></div>
     <h3>callees</h3><div class="flame" id="callees"></div></section>`);
   el.querySelector('#close-sandwich').addEventListener('click', () => update({ fn: null }));
   requestAnimationFrame(() => {
-    render(el.querySelector('#callers'), callers, { info, inverted: true, transition: 0 });
-    render(el.querySelector('#callees'), callees, { info, transition: 0 });
+    render(el.querySelector('#callers'), callers, { info, inverted: true, transition: 0, format: fmt });
+    render(el.querySelector('#callees'), callees, { info, transition: 0, format: fmt });
   });
   return el;
 }

@@ -1,4 +1,4 @@
-// The view's state lives in the URL (?view=&service=&from=&to=&selector=
+// The view's state lives in the URL (?view=&service=&type=&from=&to=&selector=
 // &fn=&q=&max_nodes=...), so any view can be shared as a link.
 export const DEFAULTS = { from: 'now-1h', to: 'now', max_nodes: '2048' };
 
@@ -38,5 +38,6 @@ export function query(s, prefix = '') {
   const q = { service: s.service, from: s[prefix + 'from'] || s.from, to: s[prefix + 'to'] || s.to };
   const sel = s[prefix + 'selector'] !== undefined ? s[prefix + 'selector'] : s.selector;
   if (sel) q.selector = sel;
+  if (s.type) q.type = s.type;  // cpu (default), wall, alloc_*/inuse_* (heap)
   return q;
 }

@@ -1,7 +1,7 @@
 // Drives the collector's web UI in headless Chromium (playwright-core,
 // Debian's chromium). Invoked by test_web_ui.py:
 //   node browser.mjs CONFIG.json
-// CONFIG: {mode: "views"|"auth"|"render", base, out (screenshot dir), ...}.
+// CONFIG: {mode: "views"|"heap"|"auth"|"render", base, out (screenshot dir), ...}.
 // Prints one JSON object {checks: [{ok, what}], figures: {...}} and exits 0
 // (the Python driver judges the checks).
 import { createRequire } from 'node:module';
@@ -297,8 +297,45 @@ async function render() {
   await ctx.close();
 }
 
+// A heap-profiled service: the type picker lists its types, alloc_space
+// shows the fixture's 50/30/20 split in bytes, inuse_space after a choice.
+async function heap() {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await newPage(ctx);
+  await goto(page, cfg.base + '/ui/?' + new URLSearchParams({ service: cfg.service, type: 'alloc_space' }));
+  await page.waitForSelector('#flame svg');
+  const options = await page.locator('#type option').allTextContents();
+  for (const t of ['alloc_objects', 'alloc_space', 'inuse_objects', 'inuse_space']) {
+    check(options.includes(t), `type picker lists ${t} (${options.join(', ')})`);
+  }
+  const total = await page.locator('#total').textContent();
+  check(/[KMG]iB$/.test(total.trim()), `alloc_space total is in bytes: "${total.trim()}"`);
+  for (const [fn, want] of Object.entries(cfg.expected_total_pct)) {
+    const box = await frameBox(page, '#flame', fn);
+    check(box && box.width > 0, `alloc_space flame graph shows ${fn}`);
+    const got = parseFloat(await page.locator(`#top tr[data-function="${fn}"] td.total-pct`).first().textContent());
+    check(Math.abs(got - want) <= 5, `alloc_space: ${fn} ${got}% (truth ${want}% ±5)`);
+  }
+  const tip = await page.evaluate((fn) => {
+    for (const g of document.querySelectorAll('#flame g')) {
+      if (g.__data__?.data?.name === fn) return g.__data__.value;
+    }
+    return 0;
+  }, Object.keys(cfg.expected_total_pct)[0]);
+  check(tip > 1024 * 1024, `the frame's value is bytes (${tip})`);
+  await shot(page, 'heap-alloc-space');
+  await act(page, () => page.selectOption('#type', 'inuse_space'));
+  check(new URL(page.url()).searchParams.get('type') === 'inuse_space', 'choosing inuse_space puts type= in the URL');
+  await page.waitForSelector('#flame svg');
+  const inuse = await page.locator('#total').textContent();
+  check(/[KMG]iB$/.test(inuse.trim()), `inuse_space total in bytes: "${inuse.trim()}"`);
+  await shot(page, 'heap-inuse-space');
+  await ctx.close();
+}
+
 try {
   if (cfg.mode === 'views') await views();
+  else if (cfg.mode === 'heap') await heap();
   else if (cfg.mode === 'auth') await auth();
   else if (cfg.mode === 'render') await render();
 } catch (e) {

@@ -71,6 +71,24 @@ def profile_runs(c):
         p.wait(timeout=60)
 
 
+def heap_run(c):
+    """heap_split (50/30/20 bytes by fixture_alloc_a/b/c) heap-profiled into "ui-heap"."""
+    env = agent_env(collector=c.grpc_addr, flush_ms=500, service="ui-heap")
+    env["STACKSTREAM_PROFILES"] = "cpu,heap"
+    env["STACKSTREAM_HEAP_RATE"] = "65536"  # ~3,000 samples: shares within a point or two
+    subprocess.run([os.path.join(BUILD, "tests", "fixtures", "heap_split"), "--scenario=split",
+                    "--total-mb=200", "--rounds=50"], env=env, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=60)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        rows = c.get_json("/api/v1/top", service="ui-heap", type="alloc_space", limit=10,
+                          **{"from": "now-1h", "to": "now"})
+        if any(r["function"] == "fixture_alloc_c" for r in rows):
+            break
+        time.sleep(0.5)
+    time.sleep(1.0)
+
+
 def top_pct(c, selector):
     rows = c.get_json("/api/v1/top", service=SERVICE, selector=selector, limit=1000,
                       **{"from": "now-1h", "to": "now"})
@@ -186,6 +204,12 @@ def main():
                          diff_selector='{run="grown"}', grown="fixture_hot_b",
                          shrunk="fixture_hot_a",
                          expected_total_pct={"fixture_hot_a": a, "fixture_hot_b": b}))
+
+    with Collector() as c:
+        heap_run(c)
+        judge(t, browser("heap", base=c.http_url, service="ui-heap",
+                         expected_total_pct={"fixture_alloc_a": 50, "fixture_alloc_b": 30,
+                                             "fixture_alloc_c": 20}))
 
     token_dir = tempfile.mkdtemp(prefix="ss-ui-auth-")
     token_file = os.path.join(token_dir, "token")

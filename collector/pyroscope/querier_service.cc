@@ -1,6 +1,7 @@
 #include "pyroscope/querier_service.h"
 
 #include <algorithm>
+#include <cctype>
 #include <limits>
 #include <map>
 #include <set>
@@ -74,6 +75,33 @@ Profile SelectProfile(Store* store, const ProfileTypeInfo& type, const std::stri
     profile = builder.Release();
   }
   return exporter::SelectCallSite(profile, call_site);
+}
+
+// The merged profile of the samples taken inside the spans "span_ids" (the
+// span_id sample label that stackstream_set_thread_label sets), as Grafana's
+// traces-to-profiles asks for it. No span: an empty profile.
+Profile SpanProfile(Store* store, const ProfileTypeInfo& type, const std::string& label_selector,
+                    const google::protobuf::RepeatedPtrField<std::string>& span_ids,
+                    int64_t start_ms, int64_t end_ms, int64_t now) {
+  Selection selection = ParseSelection(label_selector, "label_selector");
+  int64_t from, to;
+  Range(start_ms, end_ms, now, &from, &to);
+  std::string any_of;  // span_id=~"id1|id2|..."
+  for (const std::string& id : span_ids) {
+    const bool ok = !id.empty() && id.size() <= 64 &&
+                    std::all_of(id.begin(), id.end(), [](unsigned char c) {
+                      return std::isalnum(c) || c == '-' || c == '_';
+                    });
+    if (!ok) Fail("invalid_argument", "span_selector: \"" + id.substr(0, 100) + "\" is not a span id");
+    any_of += (any_of.empty() ? "" : "|") + id;
+  }
+  if (any_of.empty()) {
+    Profile empty;
+    empty.mode = type.mode;
+    return empty;
+  }
+  selection.labels.push_back({"span_id", LabelMatcher::kRegex, any_of});
+  return MergedProfile(store, selection, type, from, to);
 }
 
 void FillFlameGraph(const exporter::PyroscopeFlameGraph& fg, qv1::FlameGraph* out) {
@@ -244,9 +272,8 @@ void SelectMergeStacktraces(Store* store, const qv1::SelectMergeStacktracesReque
     profile = SelectProfile(store, type, req.label_selector(), req.start(), req.end(),
                             CallSite(req.stack_trace_selector()), req.profile_id_selector(), now);
   } else {
-    // Samples carry no span_id label yet: no sample matches a span.
-    ParseSelection(req.label_selector(), "label_selector");
-    profile.mode = type.mode;
+    profile = SpanProfile(store, type, req.label_selector(), req.span_selector(), req.start(),
+                          req.end(), now);
   }
   const int64_t scale = ValueScale(type, profile.period_nanos);
   switch (req.format()) {
@@ -274,21 +301,19 @@ void SelectMergeStacktraces(Store* store, const qv1::SelectMergeStacktracesReque
   }
 }
 
-void SelectMergeSpanProfile(Store*, const qv1::SelectMergeSpanProfileRequest& req,
+void SelectMergeSpanProfile(Store* store, const qv1::SelectMergeSpanProfileRequest& req,
                             qv1::SelectMergeSpanProfileResponse* resp, int64_t now) {
-  // Samples carry no span_id label yet (the span-profiles work adds it): the
-  // profile of any span is empty. The request is still validated.
   const ProfileTypeInfo& type = RequireProfileType(req.profile_typeid(), "profile_typeID");
-  ParseSelection(req.label_selector(), "label_selector");
-  int64_t from, to;
-  Range(req.start(), req.end(), now, &from, &to);
-  Profile empty;
-  empty.mode = type.mode;
+  Profile profile = SpanProfile(store, type, req.label_selector(), req.span_selector(),
+                                req.start(), req.end(), now);
+  const int64_t scale = ValueScale(type, profile.period_nanos);
+  const int64_t max_nodes = MaxNodes(req.has_max_nodes(), req.max_nodes());
   if (req.format() == qv1::PROFILE_FORMAT_TREE) {
-    resp->set_tree(exporter::EncodePyroscopeTree(empty, 0, 1));
+    resp->set_tree(exporter::EncodePyroscopeTree(profile, max_nodes, scale));
     return;
   }
-  FillFlameGraph(exporter::BuildPyroscopeFlameGraph(empty, 0, 1), resp->mutable_flamegraph());
+  FillFlameGraph(exporter::BuildPyroscopeFlameGraph(profile, max_nodes, scale),
+                 resp->mutable_flamegraph());
 }
 
 void SelectMergeProfile(Store* store, const qv1::SelectMergeProfileRequest& req,

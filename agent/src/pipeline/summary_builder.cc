@@ -46,6 +46,9 @@ void SummaryBuilder::Reset() {
   stack_index_.clear();
   threads_.clear();
   counts_.clear();
+  labeled_counts_.clear();
+  label_sets_.clear();
+  label_set_by_id_.clear();
   heap_counts_.clear();
   window_samples_ = 0;
   stacks_dropped_limit_ = 0;
@@ -208,10 +211,34 @@ void SummaryBuilder::Add(const RawSample& sample) {
   }
   uint64_t key = (static_cast<uint64_t>(stack) << 32) | ThreadIndex(sample.tid);
   switch (sample.kind) {
-    case SampleKind::kClock:
-      counts_[key] += weight;
+    case SampleKind::kClock: {
       window_samples_ += weight;
+      if (sample.label_count > 0 && sample.labels != nullptr) {
+        label_scratch_.clear();
+        for (uint32_t i = 0; i < sample.label_count; ++i) {
+          label_scratch_.emplace_back(sample.labels[i].key, InternString(sample.labels[i].value));
+        }
+        std::sort(label_scratch_.begin(), label_scratch_.end());
+        std::vector<std::pair<uint32_t, uint32_t>> set;
+        for (const auto& [k, v] : label_scratch_) {
+          if (!set.empty() && current_.string_table(static_cast<int>(set.back().first)) == k) {
+            continue;  // keys unique
+          }
+          set.emplace_back(InternString(k), v);
+        }
+        auto it = label_sets_.find(set);
+        if (it == label_sets_.end() && label_sets_.size() < options_.max_label_sets) {
+          it = label_sets_.emplace(std::move(set), static_cast<uint32_t>(label_sets_.size())).first;
+          label_set_by_id_.push_back(&it->first);
+        }
+        if (it != label_sets_.end()) {
+          labeled_counts_[{key, it->second}] += weight;
+          break;
+        }
+      }
+      counts_[key] += weight;
       break;
+    }
     case SampleKind::kAlloc: {
       auto& v = heap_counts_[key];
       v[0] += sample.heap_objects;
@@ -250,6 +277,17 @@ void SummaryBuilder::Finish(const v1::Counters& counters, int64_t end_ns,
     s->set_stack_index(static_cast<uint32_t>(key >> 32));
     s->set_count(count);
     s->set_thread_index(static_cast<uint32_t>(key & 0xffffffffu));
+  }
+  for (const auto& [key, count] : labeled_counts_) {
+    v1::Sample* s = summary->add_samples();
+    s->set_stack_index(static_cast<uint32_t>(key.first >> 32));
+    s->set_count(count);
+    s->set_thread_index(static_cast<uint32_t>(key.first & 0xffffffffu));
+    for (const auto& [k, v] : *label_set_by_id_[key.second]) {
+      v1::SampleLabel* l = s->add_labels();
+      l->set_key_strindex(k);
+      l->set_value_strindex(v);
+    }
   }
   if (heap_) {
     std::vector<std::pair<uint64_t, std::array<int64_t, 4>>> heap(heap_counts_.begin(),

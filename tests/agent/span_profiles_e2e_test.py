@@ -157,6 +157,20 @@ def test_collector(c):
         totals, total = flame_totals(protowire.decode(resp[1][0]) if 1 in resp else {})
         check(total > 0 and totals.get("fixture_work_a", 0) == 0,
               "SelectMergeSpanProfile B[0]: %d ns, no fixture_work_a" % total)
+        # SelectSeries with span exemplars (exemplar_type SPAN = 3): points carry span ids.
+        fields = [(1, CPU), (2, '{service_name="span_work"}'), (3, now - 3600 * 1000),
+                  (4, now + 60 * 1000), (6, ("double", 10.0)), (10, 3)]
+        resp = connect_binary(col.http_url, "SelectSeries", fields)
+        spans = []
+        for series in resp.get(1, []):
+            for point in protowire.decode(series).get(2, []):
+                for ex in protowire.decode(point).get(4, []):
+                    e = protowire.decode(ex)
+                    spans.append((protowire.strings(e, 3), protowire.strings(e, 6)))
+        check(spans and all(sid and sid[0] in A_IDS + B_IDS and tid and
+                            re.fullmatch(r"[0-9a-f]{32}", tid[0]) for sid, tid in spans),
+              "SelectSeries SPAN exemplars carry span_id and trace_id (%d: %s)"
+              % (len(spans), spans[:2]))
         # No span: empty.
         resp = connect_binary(col.http_url, "SelectMergeSpanProfile", [(1, CPU), (2, "{}")])
         totals, total = flame_totals(protowire.decode(resp[1][0]) if 1 in resp else {})

@@ -60,4 +60,14 @@ if [ "$ATTACH" != 2 ]; then python3 tests/bench/bench.py "${ARGS[@]}" || status=
 if [ "$ATTACH" != 0 ]; then
   python3 tests/bench/attach_bench.py "${QUICK[@]}" --build-dir "$BUILD" || status=1
 fi
+# Span profiles: the C API's cost (tests/bench/thread_labels_bench.cc, Google
+# Benchmark; its figures go into BENCHMARKS.md by hand, section "Span profiles").
+if [ "$ATTACH" != 2 ] && [ -x "$BUILD/tests/bench/thread_labels_bench" ]; then
+  mkdir -p "$BUILD/bench"
+  MIN_TIME=0.5
+  if [ ${#QUICK[@]} -gt 0 ]; then MIN_TIME=0.05; fi
+  STACKSTREAM_DISABLE=1 "$BUILD/tests/bench/thread_labels_bench" --benchmark_min_time=$MIN_TIME \
+      --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
+      | tee "$BUILD/bench/thread_labels${QUICK[*]:+.quick}.txt" || status=1
+fi
 exit $status

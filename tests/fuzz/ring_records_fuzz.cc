@@ -74,6 +74,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       rec->tid = gettid();
       rec->timestamp_ns = now.tv_sec * 1000000000LL + now.tv_nsec;
       rec->module_generation = 1;
+      if (in.ConsumeBool()) {  // thread labels: any count, any bytes
+        rec->label_count = in.ConsumeIntegral<uint32_t>();
+        std::string labels = in.ConsumeBytesAsString(sizeof rec->labels);
+        memcpy(rec->labels, labels.data(), labels.size());
+      }
       const int edits = in.ConsumeIntegralInRange(0, 8);
       intact += edits == 0;
       for (int e = 0; e < edits; ++e) {

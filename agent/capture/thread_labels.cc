@@ -23,43 +23,43 @@ struct LabelSlot {
 __thread LabelSlot t_labels[kMaxSampleLabels] __attribute__((tls_model("initial-exec")));
 
 // Length of a valid key, or 0.
-size_t KeyLength(const char* key) {
+inline size_t KeyLength(const char* key) {
   if (key == nullptr) return 0;
   size_t n = 0;
   while (key[n] != '\0') {
-    if (n >= kMaxLabelKeyBytes || !capture::IsLabelKeyChar(static_cast<unsigned char>(key[n]), n == 0)) return 0;
+    if (n >= kMaxLabelKeyBytes || !capture::IsLabelKeyChar(static_cast<unsigned char>(key[n]), n == 0)) {
+      return 0;
+    }
     ++n;
   }
   return n;
 }
 
-// Length of a valid value, or -1.
-long ValueLength(const char* value) {
-  if (value == nullptr) return -1;
-  size_t n = 0;
-  while (value[n] != '\0') {
-    unsigned char c = static_cast<unsigned char>(value[n]);
-    if (n >= kMaxLabelValueBytes || !capture::IsLabelValueChar(c)) return -1;
-    ++n;
+// True when the NUL-terminated "key" equals the label's key.
+inline bool SameKey(const RecordLabel& l, const char* key) {
+  const size_t n = l.key_size;
+  if (n == 0) return false;
+  for (size_t i = 0; i < n; ++i) {
+    if (l.key[i] != key[i]) return false;  // also stops at key's NUL
   }
-  return static_cast<long>(n);
+  return key[n] == '\0';
 }
 
-const RecordLabel& Current(const LabelSlot& slot) {
+inline const RecordLabel& Current(const LabelSlot& slot) {
   return slot.version[__atomic_load_n(&slot.active, __ATOMIC_RELAXED) & 1];
 }
 
-// The slot holding "key", or -1.
-int FindKey(const char* key, size_t key_size) {
+// The slot holding "key" (a set key is valid: no need to check it again),
+// or -1.
+inline int FindKey(const char* key) {
   for (int i = 0; i < kMaxSampleLabels; ++i) {
-    const RecordLabel& l = Current(t_labels[i]);
-    if (l.key_size == key_size && memcmp(l.key, key, key_size) == 0) return i;
+    if (SameKey(Current(t_labels[i]), key)) return i;
   }
   return -1;
 }
 
 // Publishes the slot's other version (already written).
-void Flip(LabelSlot* slot) {
+inline void Flip(LabelSlot* slot) {
   __atomic_signal_fence(__ATOMIC_RELEASE);  // the version's bytes before the index
   __atomic_store_n(&slot->active, static_cast<uint8_t>(slot->active ^ 1), __ATOMIC_RELAXED);
 }
@@ -67,13 +67,16 @@ void Flip(LabelSlot* slot) {
 }  // namespace
 
 int SetThreadLabel(const char* key, const char* value) {
-  const size_t key_size = KeyLength(key);
-  const long value_size = ValueLength(value);
-  if (key_size == 0 || value_size < 0) {
+  if (key == nullptr || value == nullptr) {
     errno = EINVAL;
     return -1;
   }
-  int i = FindKey(key, key_size);
+  int i = FindKey(key);
+  size_t key_size = i >= 0 ? Current(t_labels[i]).key_size : KeyLength(key);
+  if (key_size == 0) {
+    errno = EINVAL;
+    return -1;
+  }
   if (i < 0) {
     for (int j = 0; j < kMaxSampleLabels && i < 0; ++j) {
       if (Current(t_labels[j]).key_size == 0) i = j;
@@ -83,24 +86,37 @@ int SetThreadLabel(const char* key, const char* value) {
       return -1;
     }
   }
+  // Fill the version no reader takes, checking the value as it is copied; a
+  // bad value leaves the published one as it was.
   LabelSlot* slot = &t_labels[i];
   RecordLabel* next = &slot->version[(slot->active & 1) ^ 1];
+  size_t n = 0;
+  for (; value[n] != '\0'; ++n) {
+    const unsigned char c = static_cast<unsigned char>(value[n]);
+    if (n >= kMaxLabelValueBytes || !capture::IsLabelValueChar(c)) {
+      errno = EINVAL;
+      return -1;
+    }
+    next->value[n] = static_cast<char>(c);
+  }
+  for (size_t k = 0; k < key_size; ++k) next->key[k] = key[k];
   next->key_size = static_cast<uint8_t>(key_size);
-  next->value_size = static_cast<uint8_t>(value_size);
-  memcpy(next->key, key, key_size);
-  memcpy(next->value, value, static_cast<size_t>(value_size));
+  next->value_size = static_cast<uint8_t>(n);
   Flip(slot);
   return 0;
 }
 
 int ClearThreadLabel(const char* key) {
-  const size_t key_size = KeyLength(key);
-  if (key_size == 0) {
+  if (key == nullptr) {
     errno = EINVAL;
     return -1;
   }
-  int i = FindKey(key, key_size);
-  if (i < 0) return 0;
+  const int i = FindKey(key);
+  if (i < 0) {
+    if (KeyLength(key) != 0) return 0;  // not set
+    errno = EINVAL;
+    return -1;
+  }
   LabelSlot* slot = &t_labels[i];
   slot->version[(slot->active & 1) ^ 1].key_size = 0;
   Flip(slot);

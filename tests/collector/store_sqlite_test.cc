@@ -248,8 +248,8 @@ TEST_F(SqliteStoreTest, Version1DatabaseIsMigrated) {
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db,
-                         "DROP TABLE counters; UPDATE meta SET value='1' WHERE "
-                         "key='schema_version'",
+                         "DROP TABLE counters; DROP TABLE labeled_samples; UPDATE meta SET "
+                         "value='1' WHERE key='schema_version'",
                          nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);
@@ -258,7 +258,8 @@ TEST_F(SqliteStoreTest, Version1DatabaseIsMigrated) {
   Status s = OpenStore("sqlite:" + path_, &store_);
   ASSERT_TRUE(s.ok()) << s.ToString();
   EXPECT_EQ(Count("SELECT value FROM meta WHERE key='schema_version'"), kSchemaVersion);
-  EXPECT_EQ(kSchemaVersion, 2);
+  EXPECT_EQ(kSchemaVersion, 3);
+  EXPECT_EQ(Count("SELECT count(*) FROM sqlite_master WHERE name='labeled_samples'"), 1);
   ProfileQuery q;
   q.service = "api";
   q.from_unix_nanos = kT0;

@@ -214,20 +214,39 @@ void SummaryBuilder::Add(const RawSample& sample) {
     case SampleKind::kClock: {
       window_samples_ += weight;
       if (sample.label_count > 0 && sample.labels != nullptr) {
+        // Over the bound of label sets only an existing set is used, and no
+        // string is added for one that cannot exist.
+        const bool full = label_sets_.size() >= options_.max_label_sets;
+        auto index = [&](const std::string& str, uint32_t* out) {
+          if (!full) {
+            *out = InternString(str);
+            return true;
+          }
+          auto found = strings_.find(str);
+          if (found == strings_.end()) return false;
+          *out = found->second;
+          return true;
+        };
         label_scratch_.clear();
-        for (uint32_t i = 0; i < sample.label_count; ++i) {
-          label_scratch_.emplace_back(sample.labels[i].key, InternString(sample.labels[i].value));
+        bool known = true;
+        for (uint32_t i = 0; i < sample.label_count && known; ++i) {
+          uint32_t v = 0;
+          known = index(sample.labels[i].value, &v);
+          label_scratch_.emplace_back(sample.labels[i].key, v);
         }
         std::sort(label_scratch_.begin(), label_scratch_.end());
         std::vector<std::pair<uint32_t, uint32_t>> set;
         for (const auto& [k, v] : label_scratch_) {
+          if (!known) break;
           if (!set.empty() && current_.string_table(static_cast<int>(set.back().first)) == k) {
             continue;  // keys unique
           }
-          set.emplace_back(InternString(k), v);
+          uint32_t key_index = 0;
+          known = index(k, &key_index);
+          set.emplace_back(key_index, v);
         }
-        auto it = label_sets_.find(set);
-        if (it == label_sets_.end() && label_sets_.size() < options_.max_label_sets) {
+        auto it = known ? label_sets_.find(set) : label_sets_.end();
+        if (known && it == label_sets_.end() && !full) {
           it = label_sets_.emplace(std::move(set), static_cast<uint32_t>(label_sets_.size())).first;
           label_set_by_id_.push_back(&it->first);
         }

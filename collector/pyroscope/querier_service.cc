@@ -464,6 +464,25 @@ void SelectSeries(Store* store, const qv1::SelectSeriesRequest& req,
       std::set<std::string> values;
       if (store_name == "service") {
         values.insert(services.begin(), services.end());
+      } else if (IsSampleLabelKey(store_name)) {
+        // A sample label (span_name, ...): the values its samples carry.
+        for (const std::string& service : services) {
+          ProfileQuery q;
+          q.service = service;
+          q.matchers = selection.labels;
+          q.matchers.insert(q.matchers.end(), g.extra.begin(), g.extra.end());
+          q.matchers.push_back(LabelMatcher{store_name, LabelMatcher::kRegex, ".+"});
+          q.from_unix_nanos = from;
+          q.to_unix_nanos = to;
+          q.mode = type.mode;
+          Profile p;
+          FailIfError(store->Query(q, &p));
+          for (const ProfileSample& smp : p.samples) {
+            for (const auto& [k, v] : smp.labels) {
+              if (k == store_name && values.size() < kMaxSeries) values.insert(v);
+            }
+          }
+        }
       } else {
         for (const std::string& service : services) {
           ProfileQuery q;

@@ -733,10 +733,16 @@ Status SqliteStore::Query(const ProfileQuery& sample_query, Profile* out) {
   return Status::OK();
 }
 
-Status SqliteStore::Series(const ProfileQuery& query, int64_t step_nanos,
+Status SqliteStore::Series(const ProfileQuery& sample_query, int64_t step_nanos,
                            const std::string& function, std::vector<SeriesPoint>* out) {
   out->clear();
   if (step_nanos <= 0) return Status::InvalidArgument("step must be positive");
+  // Matchers on sample labels (sample_labels.h) count only the samples they select.
+  ProfileQuery query = sample_query;
+  std::vector<LabelMatcher> sample_matchers;
+  TakeSampleMatchers(&query, &sample_matchers);
+  LabeledCounts sample_filter;
+  SS_RETURN_IF_ERROR(LabeledCounts::Create(sample_matchers, &sample_filter));
   CompiledMatchers matchers;
   SS_RETURN_IF_ERROR(CompiledMatchers::Compile(query.matchers, &matchers));
   ReadLease lease(this);
@@ -766,10 +772,11 @@ Status SqliteStore::Series(const ProfileQuery& query, int64_t step_nanos,
   Frame frame;
   std::string blob;
   Status inner;
-  auto add_blob = [&](int64_t t, const std::string& data, int64_t series_id) {
+  auto add_blob = [&](int64_t t, const std::string& data, const std::string& labeled,
+                      int64_t series_id) {
     SeriesPoint& pt = points[t];
     pt.unix_nanos = t;
-    bool ok = ForEachStackCount(data, [&](int64_t stack_id, int64_t n) {
+    auto add = [&](int64_t stack_id, int64_t n) {
         pt.total += n;
         if (function.empty() || !inner.ok()) return;
         auto it = has_function.find(stack_id);
@@ -786,28 +793,53 @@ Status SqliteStore::Series(const ProfileQuery& query, int64_t step_nanos,
           it = has_function.emplace(stack_id, found).first;
         }
         if (it->second) pt.matched += n;
-    });
+    };
+    bool ok;
+    if (sample_matchers.empty()) {
+      ok = ForEachStackCount(data, add);
+    } else {  // only the samples whose labels the matchers select
+      LabeledCounts row_counts = sample_filter;
+      ok = ForEachStackCount(data, [&](int64_t stack_id, int64_t n) {
+        row_counts.AddStack(static_cast<uint64_t>(stack_id), n);
+      });
+      ok = ok && row_counts.AddLabeled(labeled);
+      if (ok) {
+        row_counts.ForEach([&](uint64_t stack, int64_t n, const SampleLabels&) {
+          add(static_cast<int64_t>(stack), n);
+          return Status::OK();
+        });
+      }
+    }
     if (!ok) return Status::Corruption("samples of series " + std::to_string(series_id));
     return inner;
   };
   for (const SeriesRow& s : series) {
-    SS_PREPARE(st, conn, kSelectSamples);
+    SS_PREPARE(st, conn, sample_matchers.empty() ? kSelectSamples : kSelectSamplesLabeled);
     st.Bind(1, s.id).Bind(2, r.lo).Bind(3, r.hi).Bind(4, mode_id);
     int rc;
-    std::map<int64_t, std::string> latest;  // gauge: step -> its last snapshot
+    // gauge: step -> its last snapshot (and its labelled samples)
+    std::map<int64_t, std::pair<std::string, std::string>> latest;
+    const std::string no_labels;
     while ((rc = st.Step()) == SQLITE_ROW) {
       if (heap_modes.count(st.ColumnInt(0)) != 0) continue;
       int64_t t = step_of(st.ColumnInt(1));
+      const std::string labeled = sample_matchers.empty() ? no_labels : st.ColumnBlob(3);
       if (gauge) {
-        latest[t] = st.ColumnBlob(2);
+        latest[t] = {st.ColumnBlob(2), labeled};
         continue;
       }
-      SS_RETURN_IF_ERROR(add_blob(t, st.ColumnBlob(2), s.id));
+      SS_RETURN_IF_ERROR(add_blob(t, st.ColumnBlob(2), labeled, s.id));
     }
     if (rc != SQLITE_DONE) return conn->Error("select samples");
-    for (const auto& [t, data] : latest) SS_RETURN_IF_ERROR(add_blob(t, data, s.id));
+    for (const auto& [t, data] : latest) {
+      SS_RETURN_IF_ERROR(add_blob(t, data.first, data.second, s.id));
+    }
   }
-  for (auto& kv : points) out->push_back(kv.second);
+  for (auto& kv : points) {
+    // Buckets where the sample matchers selected nothing have no data.
+    if (!sample_matchers.empty() && kv.second.total == 0) continue;
+    out->push_back(kv.second);
+  }
   return Status::OK();
 }
 

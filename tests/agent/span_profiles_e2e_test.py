@@ -171,6 +171,20 @@ def test_collector(c):
                             re.fullmatch(r"[0-9a-f]{32}", tid[0]) for sid, tid in spans),
               "SelectSeries SPAN exemplars carry span_id and trace_id (%d: %s)"
               % (len(spans), spans[:2]))
+        # SelectSeries grouped by a sample label: one series per span name.
+        fields = [(1, CPU), (2, '{service_name="span_work"}'), (3, now - 3600 * 1000),
+                  (4, now + 60 * 1000), (5, "span_name"), (6, ("double", 3600.0))]
+        resp = connect_binary(col.http_url, "SelectSeries", fields)
+        totals = {}
+        for series in resp.get(1, []):
+            msg = protowire.decode(series)
+            name = [protowire.strings(protowire.decode(l), 2)[0] for l in msg.get(1, [])]
+            totals[tuple(name)] = sum(protowire.decode(pt).get(1, [0])[0] for pt in msg.get(2, []))
+        a_ns, b_ns = totals.get(("span_a",), 0), totals.get(("span_b",), 0)
+        check(set(totals) == {("span_a",), ("span_b",)} and a_ns > 0 and
+              abs(a_ns - b_ns) <= 0.10 * max(a_ns, b_ns),
+              "SelectSeries group_by span_name: span_a %.2fs, span_b %.2fs (equal CPU +-10%%)"
+              % (a_ns / 1e9, b_ns / 1e9))
         # No span: empty.
         resp = connect_binary(col.http_url, "SelectMergeSpanProfile", [(1, CPU), (2, "{}")])
         totals, total = flame_totals(protowire.decode(resp[1][0]) if 1 in resp else {})

@@ -235,7 +235,27 @@ def test_host(c):
     check(any("span_id" in s.labels for s in p.samples), "the profiled run has span labels")
 
 
-CASES = {"collector": test_collector, "torn": test_torn, "host": test_host}
+def test_otel(c):
+    """A host that publishes its spans as OpenTelemetry thread context (OTEP #4947, the record
+    laid out by the fixture) gets span profiles without the C API: span A within +-3 points."""
+    rc, _, err = run([fixture("span_work"), "--scenario=otel", "--threads=%d" % THREADS,
+                      "--cpu-seconds=2"],
+                     {"STACKSTREAM_OUTPUT": c.out(), "STACKSTREAM_HZ": "1000"}, timeout=90)
+    check(rc == 0, "exit code 0 (got %d) %s" % (rc, err[-300:] if rc != 0 else ""))
+    p = pprof.load(c.out())
+    a = [s for s in p.samples if s.labels.get("span_id", "").startswith("aaaaaaaa0000")]
+    b = [s for s in p.samples if s.labels.get("span_id", "").startswith("bbbbbbbb0000")]
+    check(all(re.fullmatch(r"[0-9a-f]{32}", s.labels.get("trace_id", "")) for s in a + b),
+          "every span sample has a 32-hex trace_id")
+    check(all(re.fullmatch(r"(aaaaaaaa|bbbbbbbb)0000[0-9a-f]{4}", s.labels["span_id"])
+              for s in a + b), "span ids are the records' bytes in hex")
+    sh, n = shares(a)
+    check_span("otel span A", sh, n, "fixture_work_a", 80, "fixture_work_b")
+    sh, n = shares(b)
+    check_span("otel span B", sh, n, "fixture_work_b", 70, "fixture_work_a")
+
+
+CASES = {"collector": test_collector, "torn": test_torn, "host": test_host, "otel": test_otel}
 base.CASES = CASES
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@
 namespace stackstream {
 namespace capture {
 
-constexpr uint32_t kFormatVersion = 2;  // 2: heap records, kHeapTable
+constexpr uint32_t kFormatVersion = 3;  // 2: heap records, kHeapTable; 3: sample labels
 constexpr uint64_t kControlMagic = 0x3130544c52544353ULL;  // "SCTRLT01"
 constexpr uint64_t kRingMagic = 0x31304752494e4753ULL;     // "SGNIRG01"
 constexpr uint32_t kMessageMagic = 0x53534d31;             // "1MSS"
@@ -97,6 +97,43 @@ static_assert(std::atomic<uint64_t>::is_always_lock_free, "shared-memory atomics
 
 constexpr uint32_t kRecordStackCut = 1;  // the stack was longer than the copy
 
+// Thread labels (stackstream_set_thread_label): up to kMaxSampleLabels per
+// thread, copied into every clock sample the thread takes. A key is 1 to
+// kMaxLabelKeyBytes bytes of [A-Za-z0-9_.] starting with a letter or '_'; a
+// value is 0 to kMaxLabelValueBytes bytes of printable ASCII (0x20-0x7e).
+// The host writes these rules; the agent checks them again on its copy.
+constexpr int kMaxSampleLabels = 4;
+constexpr uint32_t kMaxLabelKeyBytes = 31;
+constexpr uint32_t kMaxLabelValueBytes = 63;
+
+struct RecordLabel {
+  uint8_t key_size;    // 0: an unused slot
+  uint8_t value_size;
+  char key[kMaxLabelKeyBytes];      // not NUL-terminated
+  char value[kMaxLabelValueBytes];  // not NUL-terminated
+};
+static_assert(sizeof(RecordLabel) == 96, "fixed layout");
+
+inline bool IsLabelKeyChar(unsigned char c, bool first) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_') return true;
+  return !first && ((c >= '0' && c <= '9') || c == '.');
+}
+inline bool IsLabelValueChar(unsigned char c) { return c >= 0x20 && c <= 0x7e; }
+
+// The agent's check of a label it copied out of shared memory.
+inline bool IsValidRecordLabel(const RecordLabel& l) {
+  if (l.key_size == 0 || l.key_size > kMaxLabelKeyBytes || l.value_size > kMaxLabelValueBytes) {
+    return false;
+  }
+  for (uint32_t i = 0; i < l.key_size; ++i) {
+    if (!IsLabelKeyChar(static_cast<unsigned char>(l.key[i]), i == 0)) return false;
+  }
+  for (uint32_t i = 0; i < l.value_size; ++i) {
+    if (!IsLabelValueChar(static_cast<unsigned char>(l.value[i]))) return false;
+  }
+  return true;
+}
+
 // SampleRecord::kind
 constexpr uint32_t kRecordCpu = 0;    // a clock sample (signal handler)
 constexpr uint32_t kRecordAlloc = 1;  // a sampled allocation (allocator hooks)
@@ -119,6 +156,13 @@ struct SampleRecord {
   uint64_t alloc_id;           // its id in the heap table; 0 = not tracked (table full)
   uint64_t heap_rate;          // mean bytes between samples when it was taken
   uint64_t reserved1;
+  // Format 3: the thread's labels when the sample was taken (kRecordCpu;
+  // label_count is 0 on kRecordAlloc). Slots [0, label_count) are used,
+  // each one whole (the host double-buffers them, see thread_labels.h).
+  uint32_t label_count;        // <= kMaxSampleLabels
+  uint32_t reserved2;
+  RecordLabel labels[kMaxSampleLabels];
+  uint64_t reserved3;
   // Followed by "stack_size" bytes (room for the ring's stack_capacity).
 };
 static_assert(sizeof(SampleRecord) % 16 == 0, "keep the stack copy 16-byte aligned");

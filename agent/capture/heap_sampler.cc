@@ -177,6 +177,7 @@ __attribute__((noinline)) void WriteRecord(ThreadState* ts, uint64_t address, si
   rec->alloc_id = id;
   rec->heap_rate = static_cast<uint64_t>(g_rate);
   rec->reserved1 = 0;
+  rec->label_count = 0;  // labels travel on clock samples only
   ts->ring.CommitWrite();
 }
 

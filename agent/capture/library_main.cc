@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "capture/sampler.h"
+#include "capture/thread_labels.h"
 #include "stackstream/agent.h"
 
 #define STACKSTREAM_EXPORT __attribute__((visibility("default")))
@@ -75,5 +76,13 @@ STACKSTREAM_EXPORT void stackstream_flush(void) { stackstream::agent::RequestFlu
 STACKSTREAM_EXPORT void stackstream_shutdown(void) { ShutdownAgent(); }
 
 STACKSTREAM_EXPORT const char* stackstream_version(void) { return "0.1.0"; }
+
+STACKSTREAM_EXPORT int stackstream_set_thread_label(const char* key, const char* value) {
+  return stackstream::agent::SetThreadLabel(key, value);
+}
+
+STACKSTREAM_EXPORT int stackstream_clear_thread_label(const char* key) {
+  return stackstream::agent::ClearThreadLabel(key);
+}
 
 }  // extern "C"

@@ -3,6 +3,8 @@
 // (see signal_handler.cc).
 #include "capture/sampler.h"
 
+#include "capture/otel_thread_context.h"
+
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -647,6 +649,7 @@ void Sampler::ArmLocked(ThreadState* ts, bool signal_blocked) {
 
 void Sampler::RegisterCurrentThread() {
   if (turned_off_.load() || shutting_down_.load() || registry_ == nullptr) return;
+  BindOtelThreadContext();  // before the thread's clock is armed
   pid_t tid = CurrentTid();
   uint64_t lo = 0, hi = 0;
   CurrentThreadStackBounds(&lo, &hi);

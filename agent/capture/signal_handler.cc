@@ -16,7 +16,10 @@
 //   SP lies inside the stack bounds recorded at registration; copy the
 //   general registers from the ucontext and the bytes [SP, min(SP +
 //   kStackCopyBytes, stack end)) of the thread's own stack into a free slot
-//   of the thread's SampleRing; read CLOCK_REALTIME (vDSO); publish the slot;
+//   of the thread's SampleRing; copy the thread's labels (thread_labels.h:
+//   double-buffered TLS, never torn) and, when the host publishes one, its
+//   OpenTelemetry thread context (otel_thread_context.h: one
+//   process_vm_readv); read CLOCK_REALTIME (vDSO); publish the slot;
 //   for a perf clock, re-draw the next period with ioctl(PERF_EVENT_IOC_PERIOD)
 //   (one system call; it breaks phase locking with periodic workloads), and
 //   re-arm the one-shot event (PERF_EVENT_IOC_REFRESH; see sample_timer.h);
@@ -46,6 +49,8 @@
 // - SA_ONSTACK: if the host has an alternate signal stack (Go, some
 //   coroutine libraries), the handler runs there; it needs < 512 bytes.
 #include "capture/signal_handler.h"
+#include "capture/otel_thread_context.h"
+#include "capture/thread_labels.h"
 
 #include <errno.h>
 #include <linux/perf_event.h>
@@ -155,6 +160,8 @@ void SampleSignalHandler(int signo, siginfo_t* info, void* ucontext) {
       rec->weight = weight;
       rec->kind = capture::kRecordCpu;
       rec->tid = ts->tid.load(std::memory_order_relaxed);
+      CopyThreadLabels(rec);       // this thread's labels (thread_labels.h)
+      CopyOtelThreadContext(rec);  // its OpenTelemetry span (otel_thread_context.h)
       timespec now;
       clock_gettime(CLOCK_REALTIME, &now);
       rec->timestamp_ns = static_cast<int64_t>(now.tv_sec) * 1000000000LL + now.tv_nsec;

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 namespace stackstream {
 namespace agent {
@@ -20,6 +21,13 @@ enum class SampleKind : uint8_t {
   kAlloc,  // a sampled allocation: heap_objects / heap_bytes (weighted estimate)
   kInuse,  // a sampled allocation still live at this flush (gauge; replayed
            // by the session at every flush until it is freed)
+};
+
+// A thread label the sample carried (stackstream_set_thread_label), checked
+// by the session (capture::IsValidRecordLabel).
+struct SampleLabel {
+  std::string key;
+  std::string value;
 };
 
 // One raw stack as the handler captured it, unwound. Valid only during OnSample.
@@ -35,6 +43,8 @@ struct RawSample {
   int32_t tid = 0;
   int64_t timestamp_ns = 0;       // CLOCK_REALTIME
   const ModuleSet* modules = nullptr;  // the host's modules when it was taken
+  const SampleLabel* labels = nullptr;  // kClock: the thread's labels, keys unique
+  uint32_t label_count = 0;
 };
 
 // Counters the capture side accumulates. Passed to Flush as the increase

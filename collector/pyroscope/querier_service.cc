@@ -1,6 +1,7 @@
 #include "pyroscope/querier_service.h"
 
 #include <algorithm>
+#include <cctype>
 #include <limits>
 #include <map>
 #include <set>
@@ -30,6 +31,8 @@ constexpr int64_t kDefaultMaxNodes = 8192;
 constexpr int64_t kMaxMaxNodes = 1 << 20;
 constexpr int64_t kDefaultDotNodes = 100;
 constexpr size_t kMaxSeries = 200;
+// Points per series for which span exemplars are looked up (one query each).
+constexpr size_t kMaxSpanExemplarPoints = 720;
 constexpr int64_t kMaxPoints = 11000;
 
 int64_t MaxNodes(bool has, int64_t value, int64_t fallback = kDefaultMaxNodes) {
@@ -74,6 +77,64 @@ Profile SelectProfile(Store* store, const ProfileTypeInfo& type, const std::stri
     profile = builder.Release();
   }
   return exporter::SelectCallSite(profile, call_site);
+}
+
+// The merged profile of the samples taken inside the spans "span_ids" (the
+// span_id sample label that stackstream_set_thread_label sets), as Grafana's
+// traces-to-profiles asks for it. No span: an empty profile.
+Profile SpanProfile(Store* store, const ProfileTypeInfo& type, const std::string& label_selector,
+                    const google::protobuf::RepeatedPtrField<std::string>& span_ids,
+                    int64_t start_ms, int64_t end_ms, int64_t now) {
+  Selection selection = ParseSelection(label_selector, "label_selector");
+  int64_t from, to;
+  Range(start_ms, end_ms, now, &from, &to);
+  std::string any_of;  // span_id=~"id1|id2|..."
+  for (const std::string& id : span_ids) {
+    const bool ok = !id.empty() && id.size() <= 64 &&
+                    std::all_of(id.begin(), id.end(), [](unsigned char c) {
+                      return std::isalnum(c) || c == '-' || c == '_';
+                    });
+    if (!ok) Fail("invalid_argument", "span_selector: \"" + id.substr(0, 100) + "\" is not a span id");
+    any_of += (any_of.empty() ? "" : "|") + id;
+  }
+  if (any_of.empty()) {
+    Profile empty;
+    empty.mode = type.mode;
+    return empty;
+  }
+  selection.labels.push_back({"span_id", LabelMatcher::kRegex, any_of});
+  return MergedProfile(store, selection, type, from, to);
+}
+
+// The span with the most samples of "q" in [from, to) (sample label
+// span_id), for SelectSeries exemplars; samples 0 when none has a span.
+struct TopSpan {
+  std::string span_id, trace_id, span_name;
+  int64_t samples = 0;
+};
+TopSpan FindTopSpan(Store* store, ProfileQuery q, int64_t from, int64_t to) {
+  q.from_unix_nanos = from;
+  q.to_unix_nanos = to;
+  q.matchers.push_back(LabelMatcher{"span_id", LabelMatcher::kRegex, ".+"});
+  Profile p;
+  FailIfError(store->Query(q, &p));
+  std::map<std::string, TopSpan> spans;
+  for (const ProfileSample& s : p.samples) {
+    TopSpan t;
+    for (const auto& [k, v] : s.labels) {
+      if (k == "span_id") t.span_id = v;
+      if (k == "trace_id") t.trace_id = v;
+      if (k == "span_name") t.span_name = v;
+    }
+    TopSpan& acc = spans[t.span_id];
+    if (acc.span_id.empty()) acc = t;
+    acc.samples += s.count;
+  }
+  TopSpan best;
+  for (const auto& [id, t] : spans) {
+    if (t.samples > best.samples) best = t;
+  }
+  return best;
 }
 
 void FillFlameGraph(const exporter::PyroscopeFlameGraph& fg, qv1::FlameGraph* out) {
@@ -244,9 +305,8 @@ void SelectMergeStacktraces(Store* store, const qv1::SelectMergeStacktracesReque
     profile = SelectProfile(store, type, req.label_selector(), req.start(), req.end(),
                             CallSite(req.stack_trace_selector()), req.profile_id_selector(), now);
   } else {
-    // Samples carry no span_id label yet: no sample matches a span.
-    ParseSelection(req.label_selector(), "label_selector");
-    profile.mode = type.mode;
+    profile = SpanProfile(store, type, req.label_selector(), req.span_selector(), req.start(),
+                          req.end(), now);
   }
   const int64_t scale = ValueScale(type, profile.period_nanos);
   switch (req.format()) {
@@ -274,21 +334,19 @@ void SelectMergeStacktraces(Store* store, const qv1::SelectMergeStacktracesReque
   }
 }
 
-void SelectMergeSpanProfile(Store*, const qv1::SelectMergeSpanProfileRequest& req,
+void SelectMergeSpanProfile(Store* store, const qv1::SelectMergeSpanProfileRequest& req,
                             qv1::SelectMergeSpanProfileResponse* resp, int64_t now) {
-  // Samples carry no span_id label yet (the span-profiles work adds it): the
-  // profile of any span is empty. The request is still validated.
   const ProfileTypeInfo& type = RequireProfileType(req.profile_typeid(), "profile_typeID");
-  ParseSelection(req.label_selector(), "label_selector");
-  int64_t from, to;
-  Range(req.start(), req.end(), now, &from, &to);
-  Profile empty;
-  empty.mode = type.mode;
+  Profile profile = SpanProfile(store, type, req.label_selector(), req.span_selector(),
+                                req.start(), req.end(), now);
+  const int64_t scale = ValueScale(type, profile.period_nanos);
+  const int64_t max_nodes = MaxNodes(req.has_max_nodes(), req.max_nodes());
   if (req.format() == qv1::PROFILE_FORMAT_TREE) {
-    resp->set_tree(exporter::EncodePyroscopeTree(empty, 0, 1));
+    resp->set_tree(exporter::EncodePyroscopeTree(profile, max_nodes, scale));
     return;
   }
-  FillFlameGraph(exporter::BuildPyroscopeFlameGraph(empty, 0, 1), resp->mutable_flamegraph());
+  FillFlameGraph(exporter::BuildPyroscopeFlameGraph(profile, max_nodes, scale),
+                 resp->mutable_flamegraph());
 }
 
 void SelectMergeProfile(Store* store, const qv1::SelectMergeProfileRequest& req,
@@ -387,6 +445,9 @@ void SelectSeries(Store* store, const qv1::SelectSeriesRequest& req,
   const bool average =
       req.has_aggregation() && req.aggregation() == qv1::TIME_SERIES_AGGREGATION_TYPE_AVERAGE;
   const bool exemplars = req.exemplar_type() == qv1::EXEMPLAR_TYPE_INDIVIDUAL;
+  // SPAN (and INDIVIDUAL) exemplars carry the point's top span (span_id,
+  // trace_id sample labels), so Grafana can open its trace.
+  const bool span_exemplars = exemplars || req.exemplar_type() == qv1::EXEMPLAR_TYPE_SPAN;
   if (!TypeMatches(selection, type)) return;
   const std::vector<std::string> services = SelectServices(store, selection.labels);
 
@@ -403,6 +464,25 @@ void SelectSeries(Store* store, const qv1::SelectSeriesRequest& req,
       std::set<std::string> values;
       if (store_name == "service") {
         values.insert(services.begin(), services.end());
+      } else if (IsSampleLabelKey(store_name)) {
+        // A sample label (span_name, ...): the values its samples carry.
+        for (const std::string& service : services) {
+          ProfileQuery q;
+          q.service = service;
+          q.matchers = selection.labels;
+          q.matchers.insert(q.matchers.end(), g.extra.begin(), g.extra.end());
+          q.matchers.push_back(LabelMatcher{store_name, LabelMatcher::kRegex, ".+"});
+          q.from_unix_nanos = from;
+          q.to_unix_nanos = to;
+          q.mode = type.mode;
+          Profile p;
+          FailIfError(store->Query(q, &p));
+          for (const ProfileSample& smp : p.samples) {
+            for (const auto& [k, v] : smp.labels) {
+              if (k == store_name && values.size() < kMaxSeries) values.insert(v);
+            }
+          }
+        }
       } else {
         for (const std::string& service : services) {
           ProfileQuery q;
@@ -443,6 +523,8 @@ void SelectSeries(Store* store, const qv1::SelectSeriesRequest& req,
       int streams = 0;
       double best = -1;  // largest single stream (exemplar)
       Labels best_labels;
+      TopSpan span;      // the span with the most samples (span exemplars)
+      double span_value = 0;
     };
     std::map<int64_t, Point> points;  // ms -> point
     for (const std::string& service : services) {
@@ -465,6 +547,17 @@ void SelectSeries(Store* store, const qv1::SelectSeriesRequest& req,
       for (const SeriesPoint& p : sp) {
         const int64_t v = function.empty() ? p.total : p.matched;
         points[p.unix_nanos / kNanosPerMilli].sum += static_cast<double>(v) * scale;
+      }
+      if (span_exemplars && sp.size() <= kMaxSpanExemplarPoints) {
+        for (const SeriesPoint& p : sp) {
+          TopSpan top = FindTopSpan(store, q, p.unix_nanos, p.unix_nanos + step);
+          Point& pt = points[p.unix_nanos / kNanosPerMilli];
+          const double v = static_cast<double>(top.samples) * scale;
+          if (top.samples > 0 && v > pt.span_value) {
+            pt.span = std::move(top);
+            pt.span_value = v;
+          }
+        }
       }
       if (!average && !exemplars) continue;
       // One query per stream (stored label set) of the service.
@@ -503,11 +596,25 @@ void SelectSeries(Store* store, const qv1::SelectSeriesRequest& req,
       const double value = average && pt.streams > 0 ? pt.sum / pt.streams : pt.sum;
       p->set_value(value);
       sum += value;
+      if (!exemplars && span_exemplars && pt.span_value > 0) {
+        auto* e = p->add_exemplars();
+        e->set_timestamp(ms);
+        e->set_span_id(pt.span.span_id);
+        e->set_trace_id(pt.span.trace_id);
+        e->set_value(static_cast<int64_t>(pt.span_value));
+        if (!pt.span.span_name.empty()) {
+          auto* l = e->add_labels();
+          l->set_name("span_name");
+          l->set_value(pt.span.span_name);
+        }
+      }
       if (exemplars && pt.best > 0) {
         auto* e = p->add_exemplars();
         e->set_timestamp(ms);
         e->set_profile_id(ProfileIdOfLabelSet(pt.best_labels));
         e->set_value(static_cast<int64_t>(pt.best));
+        e->set_span_id(pt.span.span_id);  // empty when no sample had a span
+        e->set_trace_id(pt.span.trace_id);
         for (const auto& [k, v] : pt.best_labels) {
           bool in_series = false;
           for (const auto& gl : g.labels) in_series = in_series || ToStoreLabel(gl.first) == k;

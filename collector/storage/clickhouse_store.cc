@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "storage/label_match.h"
+#include "storage/sample_labels.h"
 
 namespace stackstream {
 namespace collector {
@@ -85,6 +86,10 @@ constexpr char kSummariesColumns[] =
 constexpr char kSamplesColumns[] =
     "bucket Int64, service String, series UInt64, mode String, agent_instance_id String, "
     "sequence UInt64, write_id UInt64, stack UInt64, count Int64";
+// The labelled samples of one write (sample_labels.h: stack = stack hash).
+constexpr char kLabeledSamplesColumns[] =
+    "bucket Int64, service String, series UInt64, mode String, agent_instance_id String, "
+    "sequence UInt64, write_id UInt64, entries String";
 constexpr char kStacksColumns[] = "hash UInt64, truncated UInt8, frames Array(UInt64)";
 constexpr char kFramesColumns[] =
     "hash UInt64, function String, file String, line Int64, module String, build_id String, "
@@ -101,6 +106,8 @@ const TableDef kTables[] = {
     {"samples", kSamplesColumns,
      "MergeTree PARTITION BY intDiv(bucket, 3600000000000) ORDER BY (service, series, bucket, "
      "stack)"},
+    {"labeled_samples", kLabeledSamplesColumns,
+     "MergeTree PARTITION BY intDiv(bucket, 3600000000000) ORDER BY (service, series, bucket)"},
     {"stacks", kStacksColumns, "ReplacingMergeTree ORDER BY hash"},
     {"frames", kFramesColumns, "ReplacingMergeTree ORDER BY hash"},
 };
@@ -375,7 +382,8 @@ Status ClickHouseStore::CommitOnNode(Node* node, const std::vector<Writer*>& wri
 
   // 2. Rows for everything new.
   static thread_local std::mt19937_64 rng{std::random_device{}()};
-  RowBinaryWriter frames, stacks, samples, summaries;
+  RowBinaryWriter frames, stacks, samples, summaries, labeled_samples;
+  std::vector<LabeledEntry> labeled;
   std::vector<uint64_t> new_frames, new_stacks;
   std::unordered_set<uint64_t> batch_frames, batch_stacks;
   std::vector<uint64_t> frame_hashes, stack_frames;
@@ -408,6 +416,7 @@ Status ClickHouseStore::CommitOnNode(Node* node, const std::vector<Writer*>& wri
       frames.UInt8(f.inlined ? 1 : 0);
     }
     counts.clear();
+    labeled.clear();
     for (const ProfileSample& s : p.samples) {
       if (s.count <= 0) continue;
       Fnv h;
@@ -419,6 +428,7 @@ Status ClickHouseStore::CommitOnNode(Node* node, const std::vector<Writer*>& wri
       }
       const uint64_t sh = h.value();
       counts[sh] += s.count;
+      if (!s.labels.empty()) labeled.push_back({sh, s.count, s.labels});
       if (node->known_stacks.count(sh) || !batch_stacks.insert(sh).second) continue;
       new_stacks.push_back(sh);
       stacks.UInt64(sh);
@@ -436,6 +446,16 @@ Status ClickHouseStore::CommitOnNode(Node* node, const std::vector<Writer*>& wri
       samples.UInt64(write_id);
       samples.UInt64(sh);
       samples.Int64(n);
+    }
+    if (!labeled.empty()) {
+      labeled_samples.Int64(bucket);
+      labeled_samples.String(r.service);
+      labeled_samples.UInt64(series);
+      labeled_samples.String(p.mode);
+      labeled_samples.String(r.agent_instance_id);
+      labeled_samples.UInt64(r.sequence);
+      labeled_samples.UInt64(write_id);
+      labeled_samples.String(EncodeLabeledEntries(labeled));
     }
     std::vector<std::pair<std::string, int64_t>> counters;
     for (const auto& [name, value] : r.counters) {
@@ -471,6 +491,9 @@ Status ClickHouseStore::CommitOnNode(Node* node, const std::vector<Writer*>& wri
   auto f_frames = std::async(std::launch::async, insert, "frames", kFramesColumns, &frames);
   auto f_stacks = std::async(std::launch::async, insert, "stacks", kStacksColumns, &stacks);
   Status s_samples = insert("samples", kSamplesColumns, &samples);
+  if (s_samples.ok()) {
+    s_samples = insert("labeled_samples", kLabeledSamplesColumns, &labeled_samples);
+  }
   Status s_frames = f_frames.get(), s_stacks = f_stacks.get();
   CH_RETURN_IF_ERROR(s_frames);
   CH_RETURN_IF_ERROR(s_stacks);
@@ -500,7 +523,7 @@ Status ClickHouseStore::DeleteBefore(int64_t cutoff_unix_nanos) {
     ClickHouseClient* c = node->client.get();
     const std::string& db = c->endpoint().database;
     // Commit marks first: samples without their mark are never counted.
-    for (const char* name : {"summaries", "samples"}) {
+    for (const char* name : {"summaries", "samples", "labeled_samples"}) {
       const std::string table = LocalTable(name);
       std::string rows;
       CH_RETURN_IF_ERROR(c->Select("SELECT DISTINCT partition FROM system.parts WHERE database = " +
@@ -691,8 +714,13 @@ Status ClickHouseStore::LoadFrames(const std::vector<uint64_t>& hashes,
   return Status::OK();
 }
 
-Status ClickHouseStore::Query(const ProfileQuery& query, Profile* out) {
+Status ClickHouseStore::Query(const ProfileQuery& sample_query, Profile* out) {
   *out = Profile();
+  ProfileQuery query = sample_query;
+  std::vector<LabelMatcher> sample_matchers;
+  TakeSampleMatchers(&query, &sample_matchers);
+  LabeledCounts labeled;
+  CH_RETURN_IF_ERROR(LabeledCounts::Create(sample_matchers, &labeled));
   CompiledMatchers matchers;
   CH_RETURN_IF_ERROR(CompiledMatchers::Compile(query.matchers, &matchers));
   std::vector<SeriesRow> series;
@@ -750,9 +778,20 @@ Status ClickHouseStore::Query(const ProfileQuery& query, Profile* out) {
   frame_hashes.erase(std::unique(frame_hashes.begin(), frame_hashes.end()), frame_hashes.end());
   std::unordered_map<uint64_t, Frame> frames;
   CH_RETURN_IF_ERROR(LoadFrames(frame_hashes, &frames));
+  // Split by sample labels (sample_labels.h).
+  for (const auto& [hash, n] : counts) labeled.AddStack(hash, n);
+  CH_RETURN_IF_ERROR(reader_->client->Select(
+      "SELECT entries FROM labeled_samples WHERE " + SamplesWhere(query, series), &rows));
+  RowBinaryReader entries(rows);
+  while (!entries.AtEnd()) {
+    std::string blob;
+    if (!entries.String(&blob) || !labeled.AddLabeled(blob)) {
+      return Status::Corruption("clickhouse: malformed labeled_samples row");
+    }
+  }
   std::unordered_map<uint64_t, uint32_t> frame_index;
   std::vector<uint32_t> indexes;
-  for (const auto& [hash, n] : counts) {
+  CH_RETURN_IF_ERROR(labeled.ForEach([&](uint64_t hash, int64_t n, const SampleLabels& labels) {
     const StackRow& row = stacks[hash];
     indexes.clear();
     for (uint64_t fh : row.frames) {
@@ -760,8 +799,9 @@ Status ClickHouseStore::Query(const ProfileQuery& query, Profile* out) {
       if (it == frame_index.end()) it = frame_index.emplace(fh, builder.InternFrame(frames[fh])).first;
       indexes.push_back(it->second);
     }
-    builder.AddSample(indexes, n, row.truncated);
-  }
+    builder.AddSample(indexes, n, row.truncated, labels);
+    return Status::OK();
+  }));
   *out = builder.Release();
   return Status::OK();
 }

@@ -65,6 +65,7 @@ class SqliteConnection {
   Status Error(const std::string& what) const;
 
   int64_t Changes() const { return sqlite3_changes64(db_); }
+  int64_t LastInsertRowid() const { return sqlite3_last_insert_rowid(db_); }
   sqlite3* db() const { return db_; }
 
  private:

@@ -46,6 +46,9 @@ CREATE TABLE IF NOT EXISTS samples(
   mode_id INTEGER NOT NULL,
   stack_counts BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS samples_by_series_time ON samples(series_id, bucket_start);
+CREATE TABLE IF NOT EXISTS labeled_samples(
+  sample_id INTEGER PRIMARY KEY,
+  entries BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS ingested(
   agent_instance_id TEXT NOT NULL,
   sequence INTEGER NOT NULL,

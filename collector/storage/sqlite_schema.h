@@ -52,7 +52,9 @@ constexpr int64_t kBucketNanos = 10LL * 1000 * 1000 * 1000;
 //   1  strings, frames, stacks, series, samples, ingested
 //   2  + counters (purely additive: a version 1 database is migrated by
 //      creating the table; summaries stored before have no counters)
-constexpr int64_t kSchemaVersion = 2;
+//   3  + labeled_samples (additive): per samples row, its labelled samples
+//      (sample_labels.h); rows stored before have none
+constexpr int64_t kSchemaVersion = 3;
 
 inline int64_t BucketOf(int64_t unix_nanos) {
   int64_t b = unix_nanos / kBucketNanos;

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "storage/label_match.h"
+#include "storage/sample_labels.h"
 #include "storage/sqlite_schema.h"
 #include "storage/varint.h"
 
@@ -57,6 +58,7 @@ constexpr char kUpdateSeries[] =
 constexpr char kInsertSamples[] =
     "INSERT INTO samples(series_id, bucket_start, mode_id, stack_counts) VALUES(?1, ?2, ?3, ?4)";
 // Counters of summaries in the same (series, bucket, mode) are summed in place.
+constexpr char kInsertLabeled[] = "INSERT INTO labeled_samples(sample_id, entries) VALUES(?1, ?2)";
 constexpr char kAddCounter[] =
     "INSERT INTO counters(series_id, bucket_start, mode_id, name_id, value) "
     "VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(series_id, bucket_start, mode_id, name_id) "
@@ -74,6 +76,12 @@ constexpr char kSelectSamples[] =
     "SELECT mode_id, bucket_start, stack_counts FROM samples WHERE series_id = ?1 AND "
     "bucket_start >= ?2 AND bucket_start < ?3 AND (?4 = 0 OR mode_id = ?4) "
     "ORDER BY bucket_start, id";
+// The same rows with their labelled samples (sample_labels.h), if any.
+constexpr char kSelectSamplesLabeled[] =
+    "SELECT s.mode_id, s.bucket_start, s.stack_counts, l.entries FROM samples s "
+    "LEFT JOIN labeled_samples l ON l.sample_id = s.id WHERE s.series_id = ?1 AND "
+    "s.bucket_start >= ?2 AND s.bucket_start < ?3 AND (?4 = 0 OR s.mode_id = ?4) "
+    "ORDER BY s.bucket_start, s.id";
 constexpr char kSelectCounters[] =
     "SELECT name_id, sum(value) FROM counters WHERE series_id = ?1 AND bucket_start >= ?2 AND "
     "bucket_start < ?3 AND (?4 = 0 OR mode_id = ?4) GROUP BY name_id";
@@ -284,6 +292,7 @@ Status SqliteStore::WriteOne(const SummaryRecord& record, bool* duplicate) {
   }
   std::string blob;
   std::unordered_map<int64_t, int64_t> counts;  // stack id -> count
+  std::vector<LabeledEntry> labeled;            // the labelled samples among them
   for (const ProfileSample& sample : p.samples) {
     if (sample.count <= 0) continue;
     blob.clear();
@@ -294,6 +303,9 @@ Status SqliteStore::WriteOne(const SummaryRecord& record, bool* duplicate) {
     int64_t stack_id = 0;
     SS_RETURN_IF_ERROR(InternStack(blob, sample.truncated, &stack_id));
     counts[stack_id] += sample.count;
+    if (!sample.labels.empty()) {
+      labeled.push_back({static_cast<uint64_t>(stack_id), sample.count, sample.labels});
+    }
   }
   // Drop counters go in with the samples, in the same savepoint: a duplicate
   // summary returned above, so its counters are never added twice.
@@ -311,6 +323,12 @@ Status SqliteStore::WriteOne(const SummaryRecord& record, bool* duplicate) {
   SS_PREPARE(st, writer_.get(), kInsertSamples);
   st.Bind(1, series_id).Bind(2, bucket).Bind(3, mode_id).BindBlob(4, EncodeStackCounts(&pairs));
   SS_RETURN_IF_ERROR(st.Run());
+  if (!labeled.empty()) {
+    const int64_t sample_id = writer_->LastInsertRowid();
+    SS_PREPARE(ls, writer_.get(), kInsertLabeled);
+    ls.Bind(1, sample_id).BindBlob(2, EncodeLabeledEntries(labeled));
+    SS_RETURN_IF_ERROR(ls.Run());
+  }
   return Status::OK();
 }
 
@@ -449,7 +467,10 @@ Status SqliteStore::DeleteBefore(int64_t cutoff_unix_nanos) {
   Status s = writer_->Exec("BEGIN IMMEDIATE");
   if (!s.ok()) return s;
   int64_t deleted = 0;
-  s = writer_->Exec("DELETE FROM samples WHERE series_id IN (SELECT id FROM series WHERE "
+  s = writer_->Exec("DELETE FROM labeled_samples WHERE sample_id IN (SELECT id FROM samples WHERE "
+                    "series_id IN (SELECT id FROM series WHERE first_bucket < " + l +
+                    ") AND bucket_start < " + l + ")");
+  if (s.ok()) s = writer_->Exec("DELETE FROM samples WHERE series_id IN (SELECT id FROM series WHERE "
                     "first_bucket < " + l + ") AND bucket_start < " + l);
   if (s.ok()) {
     deleted = writer_->Changes();
@@ -597,8 +618,13 @@ Status SqliteStore::LoadFrame(SqliteConnection* conn, int64_t id, Frame* out) {
   return Status::OK();
 }
 
-Status SqliteStore::Query(const ProfileQuery& query, Profile* out) {
+Status SqliteStore::Query(const ProfileQuery& sample_query, Profile* out) {
   *out = Profile();
+  ProfileQuery query = sample_query;
+  std::vector<LabelMatcher> sample_matchers;
+  TakeSampleMatchers(&query, &sample_matchers);
+  LabeledCounts counts;
+  SS_RETURN_IF_ERROR(LabeledCounts::Create(sample_matchers, &counts));
   CompiledMatchers matchers;
   SS_RETURN_IF_ERROR(CompiledMatchers::Compile(query.matchers, &matchers));
   ReadLease lease(this);
@@ -621,16 +647,17 @@ Status SqliteStore::Query(const ProfileQuery& query, Profile* out) {
   if (query.mode.empty()) SS_RETURN_IF_ERROR(HeapModeIds(conn, &heap_modes));
 
   BucketRange r = RangeOf(query);
-  std::unordered_map<int64_t, int64_t> counts;  // stack id -> samples
   std::map<int64_t, int64_t> mode_counts;       // mode id -> samples
   int64_t min_bucket = std::numeric_limits<int64_t>::max(), max_bucket = 0, period = 0;
-  std::string blob;
-  auto add_row = [&](int64_t mode, int64_t bucket, const std::string& data, int64_t series_id) {
+  std::string blob, labeled;
+  auto add_row = [&](int64_t mode, int64_t bucket, const std::string& data,
+                     const std::string& labeled_data, int64_t series_id) {
     int64_t n = 0;
     bool ok = ForEachStackCount(data, [&](int64_t stack_id, int64_t count) {
-      counts[stack_id] += count;
+      counts.AddStack(static_cast<uint64_t>(stack_id), count);
       n += count;
     });
+    ok = ok && counts.AddLabeled(labeled_data);
     if (!ok) return Status::Corruption("samples of series " + std::to_string(series_id));
     mode_counts[mode] += n;
     min_bucket = std::min(min_bucket, bucket);
@@ -638,7 +665,7 @@ Status SqliteStore::Query(const ProfileQuery& query, Profile* out) {
     return Status::OK();
   };
   for (const SeriesRow& s : series) {
-    SS_PREPARE(st, conn, kSelectSamples);
+    SS_PREPARE(st, conn, kSelectSamplesLabeled);
     st.Bind(1, s.id).Bind(2, r.lo).Bind(3, r.hi).Bind(4, mode_id);
     int rc;
     bool any = false;
@@ -648,15 +675,18 @@ Status SqliteStore::Query(const ProfileQuery& query, Profile* out) {
       if (heap_modes.count(mode) != 0) continue;
       any = true;
       blob = st.ColumnBlob(2);
+      labeled = st.ColumnBlob(3);  // empty when the row has no labelled samples
       if (gauge) {  // rows come oldest first: keep the last
         latest_mode = mode;
         latest_bucket = bucket;
         continue;
       }
-      SS_RETURN_IF_ERROR(add_row(mode, bucket, blob, s.id));
+      SS_RETURN_IF_ERROR(add_row(mode, bucket, blob, labeled, s.id));
     }
     if (rc != SQLITE_DONE) return conn->Error("select samples");
-    if (gauge && any) SS_RETURN_IF_ERROR(add_row(latest_mode, latest_bucket, blob, s.id));
+    if (gauge && any) {
+      SS_RETURN_IF_ERROR(add_row(latest_mode, latest_bucket, blob, labeled, s.id));
+    }
     if (any && period == 0) period = s.period_nanos;
   }
 
@@ -676,33 +706,43 @@ Status SqliteStore::Query(const ProfileQuery& query, Profile* out) {
   }
   if (period > 0) p->period_nanos = period;
 
-  std::vector<std::pair<int64_t, int64_t>> stacks(counts.begin(), counts.end());
-  std::sort(stacks.begin(), stacks.end());
   std::unordered_map<int64_t, uint32_t> frame_index;  // db frame id -> profile index
   StackRow row;
+  int64_t row_id = -1;
   Frame frame;
   std::vector<uint32_t> indexes;
-  for (const auto& sc : stacks) {
-    SS_RETURN_IF_ERROR(LoadStack(conn, sc.first, &row));
-    indexes.clear();
-    for (int64_t fid : row.frame_ids) {
-      auto it = frame_index.find(fid);
-      if (it == frame_index.end()) {
-        SS_RETURN_IF_ERROR(LoadFrame(conn, fid, &frame));
-        it = frame_index.emplace(fid, builder.InternFrame(frame)).first;
-      }
-      indexes.push_back(it->second);
-    }
-    builder.AddSample(indexes, sc.second, row.truncated);
-  }
+  SS_RETURN_IF_ERROR(counts.ForEach(
+      [&](uint64_t stack, int64_t count, const SampleLabels& labels) -> Status {
+        if (static_cast<int64_t>(stack) != row_id) {
+          row_id = static_cast<int64_t>(stack);
+          SS_RETURN_IF_ERROR(LoadStack(conn, row_id, &row));
+          indexes.clear();
+          for (int64_t fid : row.frame_ids) {
+            auto it = frame_index.find(fid);
+            if (it == frame_index.end()) {
+              SS_RETURN_IF_ERROR(LoadFrame(conn, fid, &frame));
+              it = frame_index.emplace(fid, builder.InternFrame(frame)).first;
+            }
+            indexes.push_back(it->second);
+          }
+        }
+        builder.AddSample(indexes, count, row.truncated, labels);
+        return Status::OK();
+      }));
   *out = builder.Release();
   return Status::OK();
 }
 
-Status SqliteStore::Series(const ProfileQuery& query, int64_t step_nanos,
+Status SqliteStore::Series(const ProfileQuery& sample_query, int64_t step_nanos,
                            const std::string& function, std::vector<SeriesPoint>* out) {
   out->clear();
   if (step_nanos <= 0) return Status::InvalidArgument("step must be positive");
+  // Matchers on sample labels (sample_labels.h) count only the samples they select.
+  ProfileQuery query = sample_query;
+  std::vector<LabelMatcher> sample_matchers;
+  TakeSampleMatchers(&query, &sample_matchers);
+  LabeledCounts sample_filter;
+  SS_RETURN_IF_ERROR(LabeledCounts::Create(sample_matchers, &sample_filter));
   CompiledMatchers matchers;
   SS_RETURN_IF_ERROR(CompiledMatchers::Compile(query.matchers, &matchers));
   ReadLease lease(this);
@@ -732,10 +772,11 @@ Status SqliteStore::Series(const ProfileQuery& query, int64_t step_nanos,
   Frame frame;
   std::string blob;
   Status inner;
-  auto add_blob = [&](int64_t t, const std::string& data, int64_t series_id) {
+  auto add_blob = [&](int64_t t, const std::string& data, const std::string& labeled,
+                      int64_t series_id) {
     SeriesPoint& pt = points[t];
     pt.unix_nanos = t;
-    bool ok = ForEachStackCount(data, [&](int64_t stack_id, int64_t n) {
+    auto add = [&](int64_t stack_id, int64_t n) {
         pt.total += n;
         if (function.empty() || !inner.ok()) return;
         auto it = has_function.find(stack_id);
@@ -752,28 +793,53 @@ Status SqliteStore::Series(const ProfileQuery& query, int64_t step_nanos,
           it = has_function.emplace(stack_id, found).first;
         }
         if (it->second) pt.matched += n;
-    });
+    };
+    bool ok;
+    if (sample_matchers.empty()) {
+      ok = ForEachStackCount(data, add);
+    } else {  // only the samples whose labels the matchers select
+      LabeledCounts row_counts = sample_filter;
+      ok = ForEachStackCount(data, [&](int64_t stack_id, int64_t n) {
+        row_counts.AddStack(static_cast<uint64_t>(stack_id), n);
+      });
+      ok = ok && row_counts.AddLabeled(labeled);
+      if (ok) {
+        row_counts.ForEach([&](uint64_t stack, int64_t n, const SampleLabels&) {
+          add(static_cast<int64_t>(stack), n);
+          return Status::OK();
+        });
+      }
+    }
     if (!ok) return Status::Corruption("samples of series " + std::to_string(series_id));
     return inner;
   };
   for (const SeriesRow& s : series) {
-    SS_PREPARE(st, conn, kSelectSamples);
+    SS_PREPARE(st, conn, sample_matchers.empty() ? kSelectSamples : kSelectSamplesLabeled);
     st.Bind(1, s.id).Bind(2, r.lo).Bind(3, r.hi).Bind(4, mode_id);
     int rc;
-    std::map<int64_t, std::string> latest;  // gauge: step -> its last snapshot
+    // gauge: step -> its last snapshot (and its labelled samples)
+    std::map<int64_t, std::pair<std::string, std::string>> latest;
+    const std::string no_labels;
     while ((rc = st.Step()) == SQLITE_ROW) {
       if (heap_modes.count(st.ColumnInt(0)) != 0) continue;
       int64_t t = step_of(st.ColumnInt(1));
+      const std::string labeled = sample_matchers.empty() ? no_labels : st.ColumnBlob(3);
       if (gauge) {
-        latest[t] = st.ColumnBlob(2);
+        latest[t] = {st.ColumnBlob(2), labeled};
         continue;
       }
-      SS_RETURN_IF_ERROR(add_blob(t, st.ColumnBlob(2), s.id));
+      SS_RETURN_IF_ERROR(add_blob(t, st.ColumnBlob(2), labeled, s.id));
     }
     if (rc != SQLITE_DONE) return conn->Error("select samples");
-    for (const auto& [t, data] : latest) SS_RETURN_IF_ERROR(add_blob(t, data, s.id));
+    for (const auto& [t, data] : latest) {
+      SS_RETURN_IF_ERROR(add_blob(t, data.first, data.second, s.id));
+    }
   }
-  for (auto& kv : points) out->push_back(kv.second);
+  for (auto& kv : points) {
+    // Buckets where the sample matchers selected nothing have no data.
+    if (!sample_matchers.empty() && kv.second.total == 0) continue;
+    out->push_back(kv.second);
+  }
   return Status::OK();
 }
 

@@ -178,6 +178,12 @@ std::string Encode(const Profile& profile, const Columns& columns) {
       label.Varint(2, st.Index("true"));
       sample.Sub(3, label);
     }
+    for (const auto& [key, value] : s.labels) {  // thread labels: span_id, trace_id, ...
+      Msg label;
+      label.Varint(1, st.Index(key));
+      label.Varint(2, st.Index(value));
+      sample.Sub(3, label);
+    }
     out.Sub(kSample, sample);
   }
   for (const auto& m : mappings) out.Sub(kMapping, m);

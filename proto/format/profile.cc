@@ -21,6 +21,10 @@ const char* SampleTypeUnit(const std::string& mode) {
   return "nanoseconds";
 }
 
+bool IsSampleLabelKey(const std::string& key) {
+  return key == "span_id" || key == "trace_id" || key == "span_name";
+}
+
 namespace {
 inline void HashCombine(size_t* seed, size_t v) {
   *seed ^= v + 0x9e3779b97f4a7c15ULL + (*seed << 6) + (*seed >> 2);
@@ -59,20 +63,28 @@ uint32_t ProfileBuilder::InternFrame(const Frame& frame) {
 }
 
 void ProfileBuilder::AddSample(const std::vector<uint32_t>& frames, int64_t count,
-                               bool truncated) {
+                               bool truncated, const SampleLabels& labels) {
   if (count <= 0) return;
-  auto it = stack_index_.find(frames);
+  key_ = frames;
+  if (!labels.empty()) {
+    // A marker no frame index reaches, then the label set's id.
+    auto ls = label_sets_.emplace(labels, static_cast<uint32_t>(label_sets_.size())).first;
+    key_.push_back(0xffffffffu);
+    key_.push_back(ls->second);
+  }
+  auto it = stack_index_.find(key_);
   if (it != stack_index_.end()) {
     ProfileSample& s = profile_.samples[it->second];
     s.count += count;
     s.truncated = s.truncated || truncated;
     return;
   }
-  stack_index_.emplace(frames, static_cast<uint32_t>(profile_.samples.size()));
+  stack_index_.emplace(key_, static_cast<uint32_t>(profile_.samples.size()));
   ProfileSample s;
   s.frames = frames;
   s.count = count;
   s.truncated = truncated;
+  s.labels = labels;
   profile_.samples.push_back(std::move(s));
 }
 
@@ -92,7 +104,7 @@ void ProfileBuilder::Merge(const Profile& other) {
   for (const auto& s : other.samples) {
     stack.clear();
     for (uint32_t f : s.frames) stack.push_back(remap[f]);
-    AddSample(stack, s.count, s.truncated);
+    AddSample(stack, s.count, s.truncated, s.labels);
   }
 }
 
@@ -101,6 +113,7 @@ Profile ProfileBuilder::Release() {
   profile_ = Profile();
   frame_index_.clear();
   stack_index_.clear();
+  label_sets_.clear();
   return out;
 }
 

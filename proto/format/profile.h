@@ -12,6 +12,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <utility>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -49,10 +51,19 @@ struct FrameHash {
   size_t operator()(const Frame& f) const;
 };
 
+// Per-sample labels (the host thread's labels: span_id, trace_id, ...),
+// sorted by key, keys unique. Not series labels: they never make a series.
+using SampleLabels = std::vector<std::pair<std::string, std::string>>;
+
+// The sample label keys a selector matches per sample (e.g. {span_id="..."})
+// rather than per series.
+bool IsSampleLabelKey(const std::string& key);
+
 struct ProfileSample {
   std::vector<uint32_t> frames;  // LEAF FIRST; indexes into Profile::frames
   int64_t count = 0;             // number of samples (heap types: objects or bytes)
   bool truncated = false;        // the stack was cut at the agent's max depth
+  SampleLabels labels;           // empty for most samples
 };
 
 struct Profile {
@@ -79,8 +90,11 @@ class ProfileBuilder {
 
   // Returns the index of "frame" in the profile, adding it if new.
   uint32_t InternFrame(const Frame& frame);
-  // Adds "count" samples of "frames" (leaf first, indexes from InternFrame).
-  void AddSample(const std::vector<uint32_t>& frames, int64_t count, bool truncated = false);
+  // Adds "count" samples of "frames" (leaf first, indexes from InternFrame)
+  // with "labels" (sorted by key); samples of one stack with different labels
+  // stay distinct.
+  void AddSample(const std::vector<uint32_t>& frames, int64_t count, bool truncated = false,
+                 const SampleLabels& labels = {});
   // Adds every sample of "other" (frames re-interned). Widens the time window.
   void Merge(const Profile& other);
 
@@ -95,6 +109,8 @@ class ProfileBuilder {
   Profile profile_;
   std::unordered_map<Frame, uint32_t, FrameHash> frame_index_;
   std::unordered_map<std::vector<uint32_t>, uint32_t, StackKeyHash> stack_index_;
+  std::map<SampleLabels, uint32_t> label_sets_;  // -> id, part of a labelled sample's key
+  std::vector<uint32_t> key_;                     // scratch
 };
 
 }  // namespace stackstream

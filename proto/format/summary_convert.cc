@@ -60,9 +60,14 @@ void AddSamples(const v1::StackSummary& s,
       stack_frames[i].insert(stack_frames[i].end(), fr.begin(), fr.end());
     }
   }
+  SampleLabels labels;
   for (const auto& smp : samples) {
+    labels.clear();
+    for (const auto& l : smp.labels()) {
+      labels.emplace_back(strings[l.key_strindex()], strings[l.value_strindex()]);
+    }
     builder->AddSample(stack_frames[smp.stack_index()], smp.count(),
-                       s.stacks(smp.stack_index()).truncated());
+                       s.stacks(smp.stack_index()).truncated(), labels);
   }
 }
 

@@ -144,6 +144,43 @@ Status ValidateSummary(const v1::StackSummary& s, const SummaryLimits& limits) {
     if (smp.thread_index() > static_cast<uint32_t>(s.threads_size())) {
       return OutOfRange(p + ".thread_index", smp.thread_index(), s.threads_size(), "threads");
     }
+    // 10c. sample labels
+    if (smp.labels_size() > limits.max_sample_labels) {
+      return Status::ResourceExhausted(p + ".labels: " + std::to_string(smp.labels_size()) +
+                                       " (max " + std::to_string(limits.max_sample_labels) + ")");
+    }
+    const std::string* prev_key = nullptr;
+    for (int j = 0; j < smp.labels_size(); ++j) {
+      const auto& l = smp.labels(j);
+      const std::string q = p + Idx(".labels", j);
+      if (l.key_strindex() >= static_cast<uint32_t>(nstr)) {
+        return OutOfRange(q + ".key_strindex", l.key_strindex(), nstr, "strings");
+      }
+      if (l.value_strindex() >= static_cast<uint32_t>(nstr)) {
+        return OutOfRange(q + ".value_strindex", l.value_strindex(), nstr, "strings");
+      }
+      const std::string& key = s.string_table(static_cast<int>(l.key_strindex()));
+      const std::string& value = s.string_table(static_cast<int>(l.value_strindex()));
+      if (static_cast<int64_t>(key.size()) > limits.max_sample_label_key_bytes) {
+        return Status::ResourceExhausted(q + ".key: " + std::to_string(key.size()) +
+                                         " bytes (max " +
+                                         std::to_string(limits.max_sample_label_key_bytes) + ")");
+      }
+      if (static_cast<int64_t>(value.size()) > limits.max_sample_label_value_bytes) {
+        return Status::ResourceExhausted(q + ".value: " + std::to_string(value.size()) +
+                                         " bytes (max " +
+                                         std::to_string(limits.max_sample_label_value_bytes) + ")");
+      }
+      if (!ValidLabelKey(key)) {
+        return Status::InvalidArgument(q + ".key: \"" + key +
+                                       "\" is not a valid label name ([a-zA-Z_][a-zA-Z0-9_.]*)");
+      }
+      if (prev_key != nullptr && !(*prev_key < key)) {
+        return Status::InvalidArgument(q + ".key: \"" + key +
+                                       "\" not sorted or repeated (keys sorted, unique)");
+      }
+      prev_key = &key;
+    }
   }
   // 10b. sample sets (heap profiles): known types, each once, samples as in 10.
   std::set<std::string> set_types;

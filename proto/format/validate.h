@@ -20,6 +20,9 @@ struct SummaryLimits {
   int64_t max_labels = 64;
   int64_t max_label_key_bytes = 128;
   int64_t max_label_value_bytes = 1024;
+  int64_t max_sample_labels = 8;          // labels on one sample (rule 10c)
+  int64_t max_sample_label_key_bytes = 64;
+  int64_t max_sample_label_value_bytes = 256;
 };
 
 constexpr uint32_t kCurrentSchemaVersion = 1;

@@ -18,8 +18,9 @@
 #               startup,overhead,fork,pgbench,wire,accuracy,handler,collector,
 #               attach (tests/bench/attach_bench.py: `stackstream attach` vs
 #               perf record -p), heap (tests/bench/heap_bench.py: heap
-#               profiling vs gperftools, heaptrack, jemalloc); attach and heap
-#               run after the others
+#               profiling vs gperftools, heaptrack, jemalloc), labels
+#               (tests/bench/thread_labels_bench: the span-label C API's
+#               cost); these run after the others
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=build
@@ -65,7 +66,7 @@ for i in "${!ARGS[@]}"; do
   BENCH_ARGS+=("$a")
 done
 if [ -n "$ONLY" ]; then
-  own=$(echo "$ONLY" | tr ',' '\n' | { grep -vE '^(attach|heap|)$' || true; } | paste -sd, -)
+  own=$(echo "$ONLY" | tr ',' '\n' | { grep -vE '^(attach|heap|labels|)$' || true; } | paste -sd, -)
 fi
 status=0
 if [ -z "$ONLY" ]; then
@@ -78,5 +79,15 @@ if wants attach; then
 fi
 if wants heap; then
   python3 tests/bench/heap_bench.py "${QUICK[@]}" --build-dir "$BUILD" || status=1
+fi
+# Span profiles: the C API's cost (tests/bench/thread_labels_bench.cc, Google
+# Benchmark; its figures go into BENCHMARKS.md by hand, section "Span profiles").
+if wants labels && [ -x "$BUILD/tests/bench/thread_labels_bench" ]; then
+  mkdir -p "$BUILD/bench"
+  MIN_TIME=0.5
+  if [ ${#QUICK[@]} -gt 0 ]; then MIN_TIME=0.05; fi
+  STACKSTREAM_DISABLE=1 "$BUILD/tests/bench/thread_labels_bench" --benchmark_min_time=$MIN_TIME \
+      --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
+      | tee "$BUILD/bench/thread_labels${QUICK[*]:+.quick}.txt" || status=1
 fi
 exit $status

@@ -42,7 +42,7 @@ SummaryRecord MakeRecord(const std::string& instance, uint64_t sequence,
       f.build_id = "b1d0";
       frames.push_back(b.InternFrame(f));
     }
-    b.AddSample(frames, fs.count, fs.truncated);
+    b.AddSample(frames, fs.count, fs.truncated, fs.labels);
   }
   r.profile = b.Release();
   return r;
@@ -267,6 +267,50 @@ TEST_P(StoreConformanceTest, LabelMatchersOfAllFourKinds) {
   q.matchers = {M("env", L::kRegex, "(")};
   Status s = store_->Query(q, &p);
   EXPECT_EQ(s.code(), Status::kInvalidArgument) << s.ToString();
+}
+
+TEST_P(StoreConformanceTest, SampleLabelsAreSampleDataNotSeries) {
+  const SampleLabels a = {{"span_id", "a1"}, {"span_name", "A"}};
+  const SampleLabels b = {{"span_id", "b1"}, {"span_name", "B"}};
+  Write(MakeRecord("w1", 1, "api", {{"env", "prod"}}, kT0,
+                   {{"main;work_a", 8, false, a},
+                    {"main;common", 2, false, a},
+                    {"main;common", 3, false, b},
+                    {"main;work_b", 7, false, b},
+                    {"main;common", 5}}));
+  Write(MakeRecord("w1", 2, "api", {{"env", "prod"}}, kT0 + 10 * kSecond,
+                   {{"main;work_a", 1, false, a}}));
+  Write(MakeRecord("w1", 2, "api", {{"env", "prod"}}, kT0 + 10 * kSecond,
+                   {{"main;work_a", 50, false, a}}),
+        true);  // a duplicate is not counted, labels included
+  using L = LabelMatcher;
+  auto query = [&](std::vector<LabelMatcher> ms) { return QueryProfile("api", kT0, kT0 + kHour, ms); };
+  Profile all = query({});
+  EXPECT_EQ(all.TotalCount(), 26);
+  EXPECT_EQ(Folded(all)["main;common"], 10);
+  std::map<SampleLabels, int64_t> by_labels;
+  for (const ProfileSample& s : all.samples) by_labels[s.labels] += s.count;
+  EXPECT_EQ(by_labels, (std::map<SampleLabels, int64_t>{{{}, 5}, {a, 11}, {b, 10}}));
+  Profile span_a = query({M("span_id", L::kEq, "a1")});
+  EXPECT_EQ(Folded(span_a), (std::map<std::string, int64_t>{{"main;work_a", 9}, {"main;common", 2}}));
+  for (const ProfileSample& s : span_a.samples) EXPECT_EQ(s.labels, a);
+  EXPECT_EQ(query({M("span_id", L::kRegex, "a1|b1")}).TotalCount(), 21);
+  EXPECT_EQ(query({M("span_id", L::kEq, "")}).TotalCount(), 5);  // unlabelled samples
+  EXPECT_EQ(query({M("span_id", L::kNotEq, "a1")}).TotalCount(), 15);
+  EXPECT_EQ(query({M("span_name", L::kEq, "B"), M("env", L::kEq, "prod")}).TotalCount(), 10);
+  EXPECT_EQ(query({M("span_name", L::kEq, "B"), M("env", L::kEq, "dev")}).TotalCount(), 0);
+  EXPECT_EQ(query({M("trace_id", L::kRegex, ".+")}).TotalCount(), 0);
+  // Not series: no new label set, no label name.
+  std::vector<ServiceInfo> services;
+  ASSERT_TRUE(store_->ListServices(&services).ok());
+  ASSERT_EQ(services.size(), 1u);
+  EXPECT_EQ(services[0].label_sets.size(), 1u);
+  ProfileQuery q;
+  q.from_unix_nanos = kT0;
+  q.to_unix_nanos = kT0 + kHour;
+  std::vector<std::string> names;
+  ASSERT_TRUE(store_->LabelNames(q, &names).ok());
+  EXPECT_EQ(names, (std::vector<std::string>{"env", "service"}));
 }
 
 TEST_P(StoreConformanceTest, TimeRangeIncludesFromExcludesTo) {

@@ -40,6 +40,7 @@ struct FoldedStack {
   std::string stack;
   int64_t count;
   bool truncated = false;
+  SampleLabels labels = {};  // per-sample labels (span_id, ...)
 };
 
 constexpr int64_t kSecond = 1000LL * 1000 * 1000;

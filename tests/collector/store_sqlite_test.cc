@@ -242,14 +242,47 @@ TEST_F(SqliteStoreTest, CountersStoredPerSeriesBucketAndName) {
 
 // A database written by schema version 1 (no counters table) opens, keeps
 // every sample, is migrated to the current version and stores counters.
+// Series counts only the samples that matchers on sample labels select
+// (SQLite only so far: the ClickHouse engine's Series does not yet).
+TEST_F(SqliteStoreTest, SeriesWithSampleLabelMatchers) {
+  const SampleLabels a = {{"span_name", "A"}}, b = {{"span_name", "B"}};
+  ASSERT_TRUE(store_->Write(MakeRecord("w", 1, "api", {}, kT0,
+                                       {{"main;x", 3, false, a}, {"main;y", 4, false, b},
+                                        {"main;x", 5}}),
+                            nullptr)
+                  .ok());
+  ASSERT_TRUE(store_->Write(MakeRecord("w", 2, "api", {}, kT0 + 20 * kSecond,
+                                       {{"main;y", 7, false, b}}),
+                            nullptr)
+                  .ok());
+  ProfileQuery q;
+  q.service = "api";
+  q.from_unix_nanos = kT0;
+  q.to_unix_nanos = kT0 + 3600 * kSecond;
+  auto totals = [&](std::vector<LabelMatcher> ms, const std::string& function = "") {
+    q.matchers = std::move(ms);
+    std::vector<SeriesPoint> points;
+    EXPECT_TRUE(store_->Series(q, 10 * kSecond, function, &points).ok());
+    std::vector<std::pair<int64_t, int64_t>> out;
+    for (const SeriesPoint& p : points) out.emplace_back(p.total, p.matched);
+    return out;
+  };
+  using L = LabelMatcher;
+  using V = std::vector<std::pair<int64_t, int64_t>>;
+  EXPECT_EQ(totals({}), (V{{12, 0}, {7, 0}}));
+  EXPECT_EQ(totals({{"span_name", L::kEq, "A"}}), (V{{3, 0}}));  // no empty bucket
+  EXPECT_EQ(totals({{"span_name", L::kEq, "B"}}, "y"), (V{{4, 4}, {7, 7}}));
+  EXPECT_EQ(totals({{"span_name", L::kEq, ""}}), (V{{5, 0}}));
+}
+
 TEST_F(SqliteStoreTest, Version1DatabaseIsMigrated) {
   ASSERT_TRUE(store_->Write(MakeRecord("a", 1, "api", {}, kT0, {{"main;old", 7}}), nullptr).ok());
   store_.reset();
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db,
-                         "DROP TABLE counters; UPDATE meta SET value='1' WHERE "
-                         "key='schema_version'",
+                         "DROP TABLE counters; DROP TABLE labeled_samples; UPDATE meta SET "
+                         "value='1' WHERE key='schema_version'",
                          nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);
@@ -258,7 +291,8 @@ TEST_F(SqliteStoreTest, Version1DatabaseIsMigrated) {
   Status s = OpenStore("sqlite:" + path_, &store_);
   ASSERT_TRUE(s.ok()) << s.ToString();
   EXPECT_EQ(Count("SELECT value FROM meta WHERE key='schema_version'"), kSchemaVersion);
-  EXPECT_EQ(kSchemaVersion, 2);
+  EXPECT_EQ(kSchemaVersion, 3);
+  EXPECT_EQ(Count("SELECT count(*) FROM sqlite_master WHERE name='labeled_samples'"), 1);
   ProfileQuery q;
   q.service = "api";
   q.from_unix_nanos = kT0;

@@ -60,6 +60,29 @@ TEST(SummaryConvert, Labels) {
   EXPECT_EQ(labels["env"], "test");
 }
 
+TEST(ProfileBuilder, SampleLabelsKeepSamplesDistinct) {
+  ProfileBuilder b;
+  const uint32_t f = b.InternFrame(Frame{"f", "a.cc", 1, "/m", "", false});
+  const SampleLabels a = {{"span_id", "a"}}, c = {{"span_id", "c"}};
+  b.AddSample({f}, 1, false, a);
+  b.AddSample({f}, 2, false, c);
+  b.AddSample({f}, 4);
+  b.AddSample({f}, 8, false, a);
+  Profile p = b.Release();
+  ASSERT_EQ(p.samples.size(), 3u);
+  EXPECT_EQ(p.samples[0].count, 9);
+  EXPECT_EQ(p.samples[0].labels, a);
+  EXPECT_EQ(p.samples[1].labels, c);
+  EXPECT_TRUE(p.samples[2].labels.empty());
+  ProfileBuilder m;
+  m.Merge(p);
+  m.Merge(p);
+  Profile q = m.Release();
+  ASSERT_EQ(q.samples.size(), 3u);
+  EXPECT_EQ(q.samples[0].count, 18);
+  EXPECT_EQ(q.samples[0].labels, a);
+}
+
 TEST(ProfileBuilder, MergeReinternsFrames) {
   ProfileBuilder a;
   Frame f1{"f1", "a.cc", 1, "/m", "", false};

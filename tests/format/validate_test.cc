@@ -130,6 +130,41 @@ TEST(ValidateSummary, Rule10Samples) {
   ExpectRejected(s, Status::kInvalidArgument, "samples[0].thread_index");
 }
 
+// Adds a label "key"="value" to samples[i] (strings appended to the table).
+void AddSampleLabel(v1::StackSummary* s, int i, const std::string& key, const std::string& value) {
+  auto* l = s->mutable_samples(i)->add_labels();
+  l->set_key_strindex(static_cast<uint32_t>(s->string_table_size()));
+  s->add_string_table(key);
+  l->set_value_strindex(static_cast<uint32_t>(s->string_table_size()));
+  s->add_string_table(value);
+}
+
+TEST(ValidateSummary, Rule10cSampleLabels) {
+  auto s = MakeValidSummary();
+  AddSampleLabel(&s, 0, "span_id", "00f067aa0ba902b7");
+  AddSampleLabel(&s, 0, "trace_id", "4bf92f3577b34da6a3ce929d0e0e4736");
+  EXPECT_TRUE(ValidateSummary(s).ok());
+  s.mutable_samples(0)->mutable_labels(1)->set_value_strindex(100000);
+  ExpectRejected(s, Status::kInvalidArgument, "samples[0].labels[1].value_strindex");
+  s = MakeValidSummary();
+  AddSampleLabel(&s, 0, "trace_id", "t");
+  AddSampleLabel(&s, 0, "span_id", "s");  // not sorted
+  ExpectRejected(s, Status::kInvalidArgument, "samples[0].labels[1].key");
+  s = MakeValidSummary();
+  AddSampleLabel(&s, 0, "span_id", "s");
+  AddSampleLabel(&s, 0, "span_id", "t");  // repeated
+  ExpectRejected(s, Status::kInvalidArgument, "not sorted or repeated");
+  s = MakeValidSummary();
+  AddSampleLabel(&s, 1, "9bad", "v");
+  ExpectRejected(s, Status::kInvalidArgument, "samples[1].labels[0].key");
+  s = MakeValidSummary();
+  AddSampleLabel(&s, 0, "span_name", std::string(300, 'v'));
+  ExpectRejected(s, Status::kResourceExhausted, "samples[0].labels[0].value");
+  s = MakeValidSummary();
+  for (int i = 0; i < 9; ++i) AddSampleLabel(&s, 0, "k" + std::to_string(i), "v");
+  ExpectRejected(s, Status::kResourceExhausted, "samples[0].labels");
+}
+
 TEST(ValidateSummary, Rule11Labels) {
   auto s = MakeValidSummary();
   auto* l = s.add_labels();

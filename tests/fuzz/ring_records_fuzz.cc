@@ -83,6 +83,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         rec->alloc_id = in.ConsumeIntegralInRange<uint64_t>(0, 16);
         rec->heap_rate = in.ConsumeIntegral<uint64_t>();
       }
+      if (in.ConsumeBool()) {  // thread labels: any count, any bytes
+        rec->label_count = in.ConsumeIntegral<uint32_t>();
+        std::string labels = in.ConsumeBytesAsString(sizeof rec->labels);
+        memcpy(rec->labels, labels.data(), labels.size());
+      }
       const int edits = in.ConsumeIntegralInRange(0, 8);
       // An intact clock record must give a sample. (An allocation record's
       // leading frames in the capture library are dropped: here that is

@@ -43,10 +43,11 @@ AGENT_BIN = binary("bin", "stackstream-agent")
 HZ = 100
 
 # capture_format.h
-MSG_MAGIC, FORMAT_VERSION = 0x53534D31, 2
+MSG_MAGIC, FORMAT_VERSION = 0x53534D31, 3
 CONTROL_MAGIC, RING_MAGIC = 0x3130544C52544353, 0x31304752494E4753
 HELLO, RING, MODULE, MODULES_END, FLUSH, GOODBYE = 1, 2, 3, 4, 5, 6
-CONTROL_BYTES, RECORD_BYTES, RING_HEADER_BYTES = 152, 224, 4096
+CONTROL_BYTES, RECORD_BYTES, RING_HEADER_BYTES = 152, 624, 4096
+LABELS_AT, LABEL_BYTES = 224, 4 * 96  # SampleRecord.label_count, labels[4]
 MODULE_BYTES, PATH_BYTES_AT, DEV_AT, INODE_AT, SEGCOUNT_AT, SEGS_AT = 432, 424, 48, 56, 100, 104
 
 
@@ -170,12 +171,17 @@ def racer_client(sock_path, stop):
                       # kind (cpu, alloc, unknown), alloc size/address/id, heap rate
                       struct.pack("<IIQQQQQ", rnd.choice((0, 1, 7)), 0,
                                   rnd.choice((0, 1, 1 << 63, (1 << 64) - 1)), rnd.getrandbits(64),
-                                  rnd.getrandbits(64), rnd.choice((0, 1, (1 << 64) - 1)), 0), at)
+                                  rnd.getrandbits(64), rnd.choice((0, 1, (1 << 64) - 1)), 0) +
+                      # thread labels: any count, any bytes (lengths, non-ASCII, no key)
+                      struct.pack("<II", rnd.choice((0, 1, 4, 5, 0xFFFFFFFF)), 0) +
+                      rnd.randbytes(LABEL_BYTES), at)
         head += 8
         os.pwrite(fd, struct.pack("<Q", head), 64)
-        # and rewrite stack sizes right after publishing
+        # and rewrite stack sizes and labels right after publishing
         for slot in range(8):
             os.pwrite(fd, struct.pack("<I", 0xFFFFFFF0), RING_HEADER_BYTES + slot * slot_bytes + 144)
+            os.pwrite(fd, rnd.randbytes(LABEL_BYTES),
+                      RING_HEADER_BYTES + slot * slot_bytes + LABELS_AT + 8)
     c.close()
 
 

@@ -70,8 +70,11 @@ class SummaryBuilderTest : public ::testing::Test {
   }
 
   void Add(SummaryBuilder* b, std::vector<uint64_t> pcs, int32_t tid, uint32_t weight = 1,
-           bool truncated = false, const ModuleSet* modules = nullptr) {
+           bool truncated = false, const ModuleSet* modules = nullptr,
+           const std::vector<SampleLabel>& labels = {}) {
     RawSample s;
+    s.labels = labels.data();
+    s.label_count = static_cast<uint32_t>(labels.size());
     s.modules = modules != nullptr ? modules : modules_.get();
     s.pcs = pcs.data();
     s.depth = static_cast<uint32_t>(pcs.size());
@@ -144,6 +147,38 @@ TEST_F(SummaryBuilderTest, DedupsStacksCountsAndValidates) {
   EXPECT_EQ(1700000001000000000LL, next.start_time_unix_nanos());
   EXPECT_EQ(0, next.samples_size());
   EXPECT_TRUE(ValidateSummary(next).ok()) << ValidateSummary(next).ToString();
+}
+
+TEST_F(SummaryBuilderTest, SampleLabelsMakeDistinctSortedBoundedSamples) {
+  SummaryBuilder::Options options;
+  options.max_label_sets = 2;
+  auto b = NewBuilder(options);
+  const int32_t tid = gettid();
+  const std::vector<SampleLabel> a = {{"span_name", "A"}, {"span_id", "a1"}};  // unsorted
+  const std::vector<SampleLabel> c = {{"span_id", "c1"}};
+  Add(b.get(), {hot_pc_}, tid, 1, false, nullptr, a);
+  Add(b.get(), {hot_pc_}, tid, 2, false, nullptr, c);
+  Add(b.get(), {hot_pc_}, tid, 4);
+  Add(b.get(), {hot_pc_}, tid, 8, false, nullptr, a);
+  // A third set is over the bound: its samples keep their stack, no labels
+  // and no strings.
+  Add(b.get(), {hot_pc_}, tid, 16, false, nullptr, {{"span_id", "d1-unseen"}});
+  v1::StackSummary s;
+  b->Finish(v1::Counters(), 1700000001000000000LL, &s);
+  ASSERT_TRUE(ValidateSummary(s).ok()) << ValidateSummary(s).ToString();
+  EXPECT_EQ(31, Total(s));
+  std::map<std::string, int64_t> by_labels;  // "k=v,k=v" -> count
+  for (const auto& x : s.samples()) {
+    std::string key;
+    for (const auto& l : x.labels()) {
+      key += (key.empty() ? "" : ",") + s.string_table(l.key_strindex()) + "=" +
+             s.string_table(l.value_strindex());
+    }
+    by_labels[key] += x.count();
+  }
+  EXPECT_EQ(by_labels, (std::map<std::string, int64_t>{
+                           {"", 20}, {"span_id=a1,span_name=A", 9}, {"span_id=c1", 2}}));
+  for (const auto& str : s.string_table()) EXPECT_NE(str, "d1-unseen");
 }
 
 TEST_F(SummaryBuilderTest, DistinctStacksAreBoundedAndCounted) {

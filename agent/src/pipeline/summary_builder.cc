@@ -46,6 +46,9 @@ void SummaryBuilder::Reset() {
   stack_index_.clear();
   threads_.clear();
   counts_.clear();
+  labeled_counts_.clear();
+  label_sets_.clear();
+  label_set_by_id_.clear();
   heap_counts_.clear();
   window_samples_ = 0;
   stacks_dropped_limit_ = 0;
@@ -208,10 +211,53 @@ void SummaryBuilder::Add(const RawSample& sample) {
   }
   uint64_t key = (static_cast<uint64_t>(stack) << 32) | ThreadIndex(sample.tid);
   switch (sample.kind) {
-    case SampleKind::kClock:
-      counts_[key] += weight;
+    case SampleKind::kClock: {
       window_samples_ += weight;
+      if (sample.label_count > 0 && sample.labels != nullptr) {
+        // Over the bound of label sets only an existing set is used, and no
+        // string is added for one that cannot exist.
+        const bool full = label_sets_.size() >= options_.max_label_sets;
+        auto index = [&](const std::string& str, uint32_t* out) {
+          if (!full) {
+            *out = InternString(str);
+            return true;
+          }
+          auto found = strings_.find(str);
+          if (found == strings_.end()) return false;
+          *out = found->second;
+          return true;
+        };
+        label_scratch_.clear();
+        bool known = true;
+        for (uint32_t i = 0; i < sample.label_count && known; ++i) {
+          uint32_t v = 0;
+          known = index(sample.labels[i].value, &v);
+          label_scratch_.emplace_back(sample.labels[i].key, v);
+        }
+        std::sort(label_scratch_.begin(), label_scratch_.end());
+        std::vector<std::pair<uint32_t, uint32_t>> set;
+        for (const auto& [k, v] : label_scratch_) {
+          if (!known) break;
+          if (!set.empty() && current_.string_table(static_cast<int>(set.back().first)) == k) {
+            continue;  // keys unique
+          }
+          uint32_t key_index = 0;
+          known = index(k, &key_index);
+          set.emplace_back(key_index, v);
+        }
+        auto it = known ? label_sets_.find(set) : label_sets_.end();
+        if (known && it == label_sets_.end() && !full) {
+          it = label_sets_.emplace(std::move(set), static_cast<uint32_t>(label_sets_.size())).first;
+          label_set_by_id_.push_back(&it->first);
+        }
+        if (it != label_sets_.end()) {
+          labeled_counts_[{key, it->second}] += weight;
+          break;
+        }
+      }
+      counts_[key] += weight;
       break;
+    }
     case SampleKind::kAlloc: {
       auto& v = heap_counts_[key];
       v[0] += sample.heap_objects;
@@ -250,6 +296,17 @@ void SummaryBuilder::Finish(const v1::Counters& counters, int64_t end_ns,
     s->set_stack_index(static_cast<uint32_t>(key >> 32));
     s->set_count(count);
     s->set_thread_index(static_cast<uint32_t>(key & 0xffffffffu));
+  }
+  for (const auto& [key, count] : labeled_counts_) {
+    v1::Sample* s = summary->add_samples();
+    s->set_stack_index(static_cast<uint32_t>(key.first >> 32));
+    s->set_count(count);
+    s->set_thread_index(static_cast<uint32_t>(key.first & 0xffffffffu));
+    for (const auto& [k, v] : *label_set_by_id_[key.second]) {
+      v1::SampleLabel* l = s->add_labels();
+      l->set_key_strindex(k);
+      l->set_value_strindex(v);
+    }
   }
   if (heap_) {
     std::vector<std::pair<uint64_t, std::array<int64_t, 4>>> heap(heap_counts_.begin(),

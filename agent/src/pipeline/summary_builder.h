@@ -21,6 +21,7 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -41,6 +42,9 @@ class SummaryBuilder {
     size_t max_stacks = 16384;
     size_t reserve_stacks = 1024;
     size_t max_threads = 4096;
+    // Distinct sample label sets (thread labels) per window; samples with a
+    // further set keep their stack without labels.
+    size_t max_label_sets = 16384;
     bool keep_threads = true;
   };
 
@@ -112,6 +116,12 @@ class SummaryBuilder {
   std::vector<uint64_t> loc_key_;                  // scratch
   std::unordered_map<int32_t, uint32_t> threads_;  // tid -> index + 1
   std::unordered_map<uint64_t, int64_t> counts_;   // stack << 32 | thread -> count
+  // Labelled clock samples: (stack << 32 | thread, label set) -> count.
+  std::map<std::pair<uint64_t, uint32_t>, int64_t> labeled_counts_;
+  // Label sets as (key, value) string indexes sorted by key -> id.
+  std::map<std::vector<std::pair<uint32_t, uint32_t>>, uint32_t> label_sets_;
+  std::vector<const std::vector<std::pair<uint32_t, uint32_t>>*> label_set_by_id_;
+  std::vector<std::pair<std::string, uint32_t>> label_scratch_;
   // stack << 32 | thread -> alloc_objects, alloc_space, inuse_objects, inuse_space
   std::unordered_map<uint64_t, std::array<int64_t, 4>> heap_counts_;
   bool heap_ = false;

@@ -590,6 +590,20 @@ void ClientSession::Drain(bool final) {
       sample.tid = copy.tid;
       sample.timestamp_ns = copy.timestamp_ns;
       sample.modules = set;
+      // Labels: bounded, checked on the copy; a bad or repeated one is left out.
+      labels_.clear();
+      const uint32_t label_count =
+          std::min<uint32_t>(copy.label_count, capture::kMaxSampleLabels);
+      for (uint32_t i = 0; i < label_count; ++i) {
+        const capture::RecordLabel& l = copy.labels[i];
+        if (!capture::IsValidRecordLabel(l)) continue;
+        std::string key(l.key, l.key_size);
+        bool repeated = false;
+        for (const SampleLabel& seen : labels_) repeated = repeated || seen.key == key;
+        if (!repeated) labels_.push_back({std::move(key), std::string(l.value, l.value_size)});
+      }
+      sample.labels = labels_.data();
+      sample.label_count = static_cast<uint32_t>(labels_.size());
       try {
         sink_->OnSample(sample);
         samples_ += weight;

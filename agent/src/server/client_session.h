@@ -185,6 +185,7 @@ class ClientSession {
   std::unique_ptr<SampleSink> sink_;
   std::vector<uint64_t> pcs_;
   std::vector<uint8_t> stack_copy_;
+  std::vector<SampleLabel> labels_;  // the current sample's labels (scratch)
   SamplingCounters pending_;
   int64_t next_flush_ns_ = 0;
   int64_t records_consumed_ = 0;

@@ -159,6 +159,7 @@ def split_matches_truth(c, env, alloc, where):
     for f in os.listdir(c.dir):
         os.unlink(os.path.join(c.dir, f))
     stats = c.out("truth.json")
+    env = dict(env, STACKSTREAM_HEAP_RATE="65536")  # ~3,000 samples: shares within ~1 point
     rc, _, err = run([fixture("heap_split"), "--scenario=split", "--total-mb=200", "--rounds=50",
                       "--alloc=" + alloc, "--stats=" + stats], env, agent=False)
     check(rc == 0, "heap_split --alloc=%s %s: exit 0 %s" % (alloc, where, err[-200:]))

@@ -49,7 +49,10 @@ struct ProfileQuery {
   // gauges: each summary holds a process's whole snapshot of live sampled
   // allocations (an empty one, "nothing live", is stored too), and a query
   // merges each series' (label set's) latest snapshot in the range: latest
-  // by window start, over the committed, first write of each summary. Heap
+  // by window bucket, over the committed, first write of each summary
+  // (within one 10 s bucket SQLite takes the one stored last, ClickHouse the
+  // later window start, then sequence: the same as long as one process's
+  // summaries arrive in order, as its agent sends them). Heap
   // types are amounts: their profiles have period 1, and heap records leave
   // the period of the clock modes' profiles alone.
   std::string mode;

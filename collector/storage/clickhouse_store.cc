@@ -145,6 +145,19 @@ Range RangeOf(const ProfileQuery& q) {
   return r;
 }
 
+// "('alloc_objects', ...)": the heap sample types, for IN.
+std::string HeapTypesSql() {
+  std::string out;
+  for (const char* t : kHeapSampleTypes) out += (out.empty() ? "(" : ", ") + SqlString(t);
+  return out + ")";
+}
+
+// A query for no mode in particular reads the clock modes only: heap types
+// are read when asked for by name (bytes and samples do not add up).
+std::string ClockModesSql(const ProfileQuery& q) {
+  return q.mode.empty() ? " AND mode NOT IN " + HeapTypesSql() : "";
+}
+
 std::string RangeSql(const ProfileQuery& q) {
   Range r = RangeOf(q);
   std::string out;
@@ -587,7 +600,8 @@ Status ClickHouseStore::MatchSeries(const ProfileQuery& query, const CompiledMat
   where += RangeSql(query);
   std::string rows;
   CH_RETURN_IF_ERROR(reader_->client->Select(
-      "SELECT series, any(labels), max(period_nanos) FROM summaries WHERE " + where +
+      "SELECT series, any(labels), maxIf(period_nanos, mode NOT IN " + HeapTypesSql() +
+          ") FROM summaries WHERE " + where +
           " GROUP BY series ORDER BY series",
       &rows));
   RowBinaryReader rd(rows);
@@ -617,12 +631,36 @@ std::string ClickHouseStore::SummariesWhere(const ProfileQuery& query,
 
 std::string ClickHouseStore::SamplesWhere(const ProfileQuery& query,
                                           const std::vector<SeriesRow>& series) {
-  const std::string where = SummariesWhere(query, series);
+  const std::string where = SummariesWhere(query, series) + ClockModesSql(query);
+  if (IsGaugeSampleType(query.mode)) {
+    return where + " AND write_id GLOBAL IN (SELECT w FROM (" + LatestWritesSql(where, 0, 0) +
+           "))";
+  }
   // Exactly once: only the samples of the first committed write of each
   // (agent instance, sequence).
   // (write_id is random per write, so it alone names the write.)
   return where + " AND write_id IN (SELECT min(write_id) FROM summaries WHERE " + where +
          " GROUP BY agent_instance_id, sequence)";
+}
+
+std::string ClickHouseStore::LatestWritesSql(const std::string& where, int64_t origin,
+                                             int64_t step_nanos) {
+  // Inner: the first committed write of each (agent instance, sequence), as
+  // above. Outer: per series (and step), the write of the latest window
+  // (window start, then sequence), with its bucket. Read through the
+  // Distributed tables, for GLOBAL IN: one series may span shards (a
+  // restarted agent is a new agent instance), so "latest" is chosen over all
+  // of them at once.
+  std::string group = "series";
+  if (step_nanos > 0) {
+    const std::string o = "toInt64(" + std::to_string(origin) + ")";
+    group += ", if(wb <= " + o + ", " + o + ", " + o + " + intDiv(wb - " + o + ", " +
+             std::to_string(step_nanos) + ") * " + std::to_string(step_nanos) + ")";
+  }
+  return "SELECT argMax(w1, (ws, sequence)) AS w, argMax(wb, (ws, sequence)) AS b FROM (SELECT "
+         "series, sequence, min(write_id) AS w1, any(start_nanos) AS ws, any(bucket) AS wb FROM "
+         "summaries WHERE " + where + " GROUP BY series, agent_instance_id, sequence) GROUP BY " +
+         group;
 }
 
 Status ClickHouseStore::LoadStacks(const std::vector<uint64_t>& hashes,
@@ -766,6 +804,7 @@ Status ClickHouseStore::Query(const ProfileQuery& sample_query, Profile* out) {
     p->end_unix_nanos = max_bucket + kBucketNanos;
     p->period_nanos = series.front().period_nanos;
   }
+  if (IsHeapSampleType(query.mode)) p->period_nanos = 1;  // amounts (store.h)
   std::vector<uint64_t> hashes;
   for (const auto& kv : counts) hashes.push_back(kv.first);
   std::unordered_map<uint64_t, StackRow> stacks;
@@ -816,11 +855,25 @@ Status ClickHouseStore::Series(const ProfileQuery& query, int64_t step_nanos,
   CH_RETURN_IF_ERROR(MatchSeries(query, matchers, &series));
   if (series.empty()) return Status::OK();
   const std::string stack_col = function.empty() ? "toUInt64(0)" : "stack";
+  const int64_t origin = query.from_unix_nanos > 0 ? query.from_unix_nanos : 0;
+  std::string sql = "SELECT bucket, " + stack_col + " AS s, sum(count) FROM samples WHERE " +
+                    SamplesWhere(query, series) + " GROUP BY bucket, s";
+  if (IsGaugeSampleType(query.mode)) {
+    // Each series' latest snapshot per step. The second part adds a zero for
+    // every snapshot chosen, so a step whose snapshots are all empty (nothing
+    // live) is a point of 0, not a gap. (Constants are materialized: 18.16
+    // cannot merge a column constant in one part and not in another.)
+    const std::string where = SummariesWhere(query, series) + ClockModesSql(query);
+    const std::string latest = LatestWritesSql(where, origin, step_nanos);
+    sql = "SELECT b, s, sum(n) FROM (SELECT bucket AS b, " +
+          (function.empty() ? "materialize(toUInt64(0))" : stack_col) +
+          " AS s, count AS n FROM samples WHERE " + where +
+          " AND write_id GLOBAL IN (SELECT w FROM (" + latest +
+          ")) UNION ALL SELECT b, materialize(toUInt64(0)) AS s, materialize(toInt64(0)) AS n "
+          "FROM (" + latest + ")) GROUP BY b, s";
+  }
   std::string rows;
-  CH_RETURN_IF_ERROR(reader_->client->Select("SELECT bucket, " + stack_col +
-                                                 " AS s, sum(count) FROM samples WHERE " +
-                                                 SamplesWhere(query, series) + " GROUP BY bucket, s",
-                                             &rows));
+  CH_RETURN_IF_ERROR(reader_->client->Select(sql, &rows));
   struct Row {
     int64_t bucket;
     uint64_t stack;
@@ -835,7 +888,7 @@ Status ClickHouseStore::Series(const ProfileQuery& query, int64_t step_nanos,
       return Status::Corruption("clickhouse: malformed series row");
     }
     data.push_back(r);
-    stack_set.insert(r.stack);
+    if (r.n != 0) stack_set.insert(r.stack);  // 0: a gauge's empty snapshot
   }
   std::unordered_map<uint64_t, bool> has_function;
   if (!function.empty()) {
@@ -854,7 +907,6 @@ Status ClickHouseStore::Series(const ProfileQuery& query, int64_t step_nanos,
       has_function[h] = found;
     }
   }
-  const int64_t origin = query.from_unix_nanos > 0 ? query.from_unix_nanos : 0;
   auto step_of = [&](int64_t bucket) {
     if (bucket <= origin) return origin;
     return origin + (bucket - origin) / step_nanos * step_nanos;
@@ -865,7 +917,7 @@ Status ClickHouseStore::Series(const ProfileQuery& query, int64_t step_nanos,
     SeriesPoint& pt = points[t];
     pt.unix_nanos = t;
     pt.total += r.n;
-    if (!function.empty() && has_function[r.stack]) pt.matched += r.n;
+    if (!function.empty() && r.n != 0 && has_function[r.stack]) pt.matched += r.n;
   }
   for (auto& kv : points) out->push_back(kv.second);
   return Status::OK();

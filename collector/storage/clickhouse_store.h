@@ -106,8 +106,13 @@ class ClickHouseStore : public Store {
   Status MatchSeries(const ProfileQuery& query, const CompiledMatchers& matchers,
                      std::vector<SeriesRow>* out);
   // WHERE clause over "samples" for the matched series, range and mode, with
-  // the exactly-once filter.
+  // the exactly-once filter; for an in-use (gauge) type, only each series'
+  // latest snapshot in the range.
   std::string SamplesWhere(const ProfileQuery& query, const std::vector<SeriesRow>& series);
+  // SELECT of (w: write_id, b: bucket) of each series' latest committed
+  // snapshot among the summaries matching "where", per step of "step_nanos"
+  // from "origin" (step 0: over the whole range). See SamplesWhere.
+  std::string LatestWritesSql(const std::string& where, int64_t origin, int64_t step_nanos);
   std::string SummariesWhere(const ProfileQuery& query, const std::vector<SeriesRow>& series);
   Status LoadStacks(const std::vector<uint64_t>& hashes,
                     std::unordered_map<uint64_t, StackRow>* out);

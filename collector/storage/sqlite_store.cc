@@ -54,7 +54,7 @@ constexpr char kInsertSeries[] =
 constexpr char kUpdateSeries[] =
     "UPDATE series SET first_seen = min(first_seen, ?2), last_seen = max(last_seen, ?3), "
     "first_bucket = min(first_bucket, ?4), last_bucket = max(last_bucket, ?4), "
-    "period_nanos = ?5 WHERE id = ?1";
+    "period_nanos = CASE WHEN ?5 > 0 THEN ?5 ELSE period_nanos END WHERE id = ?1";
 constexpr char kInsertSamples[] =
     "INSERT INTO samples(series_id, bucket_start, mode_id, stack_counts) VALUES(?1, ?2, ?3, ?4)";
 // Counters of summaries in the same (series, bucket, mode) are summed in place.
@@ -432,6 +432,8 @@ Status SqliteStore::UpsertSeries(const SummaryRecord& record, int64_t bucket, in
   const Profile& p = record.profile;
   const int64_t first = p.start_unix_nanos;
   const int64_t last = std::max(p.start_unix_nanos, p.end_unix_nanos);
+  // The series' period is its clock-mode records' (heap types have period 1).
+  const int64_t period = IsHeapSampleType(p.mode) ? 0 : p.period_nanos;
   auto it = series_ids_.find(key);
   if (it != series_ids_.end()) {
     *id = it->second;
@@ -446,7 +448,7 @@ Status SqliteStore::UpsertSeries(const SummaryRecord& record, int64_t bucket, in
     } else {
       SS_PREPARE(ins, writer_.get(), kInsertSeries);
       ins.BindText(1, record.service).BindBlob(2, key).Bind(3, first).Bind(4, last).Bind(5, bucket)
-          .Bind(6, p.period_nanos);
+          .Bind(6, period);
       SS_RETURN_IF_ERROR(ins.Run());
       *id = sqlite3_last_insert_rowid(writer_->db());
     }
@@ -454,7 +456,7 @@ Status SqliteStore::UpsertSeries(const SummaryRecord& record, int64_t bucket, in
     series_ids_.emplace(key, *id);
   }
   SS_PREPARE(up, writer_.get(), kUpdateSeries);
-  up.Bind(1, *id).Bind(2, first).Bind(3, last).Bind(4, bucket).Bind(5, p.period_nanos);
+  up.Bind(1, *id).Bind(2, first).Bind(3, last).Bind(4, bucket).Bind(5, period);
   return up.Run();
 }
 
@@ -704,6 +706,7 @@ Status SqliteStore::Query(const ProfileQuery& sample_query, Profile* out) {
     p->start_unix_nanos = min_bucket;
     p->end_unix_nanos = max_bucket + kBucketNanos;
   }
+  if (IsHeapSampleType(query.mode)) period = 1;  // amounts (store.h)
   if (period > 0) p->period_nanos = period;
 
   std::unordered_map<int64_t, uint32_t> frame_index;  // db frame id -> profile index

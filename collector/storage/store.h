@@ -44,8 +44,17 @@ struct ProfileQuery {
   int64_t from_unix_nanos = 0;         // inclusive
   int64_t to_unix_nanos = 0;           // exclusive
   // "cpu", "wall", a heap sample type (format/profile.h), or empty for any
-  // clock mode (heap types are only read when asked for by name). In-use
-  // types are gauges: each series' latest snapshot in the range.
+  // clock mode (heap types are only read when asked for by name). alloc_*
+  // types are counters, summed over the range like cpu. In-use types are
+  // gauges: each summary holds a process's whole snapshot of live sampled
+  // allocations (an empty one, "nothing live", is stored too), and a query
+  // merges each series' (label set's) latest snapshot in the range: latest
+  // by window bucket, over the committed, first write of each summary
+  // (within one 10 s bucket SQLite takes the one stored last, ClickHouse the
+  // later window start, then sequence: the same as long as one process's
+  // summaries arrive in order, as its agent sends them). Heap
+  // types are amounts: their profiles have period 1, and heap records leave
+  // the period of the clock modes' profiles alone.
   std::string mode;
 };
 
@@ -83,7 +92,9 @@ class Store {
 
   // Totals per "step_nanos" bucket over the query range. When "function" is
   // not empty, "matched" counts samples whose stack contains a frame with
-  // that function name. Buckets with no data are omitted.
+  // that function name. Buckets with no data are omitted. For an in-use
+  // type, each series' latest snapshot within each step counts; a step whose
+  // latest snapshots are all empty is a point of 0 (nothing live).
   virtual Status Series(const ProfileQuery& query, int64_t step_nanos,
                         const std::string& function, std::vector<SeriesPoint>* out) = 0;
 

@@ -165,15 +165,21 @@ TEST_P(ClickHouseStoreTest, RacingWritesOfOneSummaryCountOnce) {
     SummaryRecord r = MakeRecord("agent", seq, "api", {{"pid", "1"}}, kT0 + seq * 10 * kSecond,
                                  {{"main;hot", 5}, {"main;cold", 1}});
     r.counters = {{"samples_dropped_ring_full", 2}};
-    Status sa, sb;
-    std::thread ta([&] { sa = a->Write(r, nullptr); });
-    std::thread tb([&] { sb = b->Write(r, nullptr); });
+    // The process's in-use snapshot of the same summary (a gauge), raced too.
+    SummaryRecord h = MakeRecord("agent/inuse_space", seq, "api", {{"pid", "1"}},
+                                 kT0 + seq * 10 * kSecond,
+                                 {{"main;live", 100 * static_cast<int64_t>(seq)}}, "inuse_space");
+    Status sa, sb, ha, hb;
+    std::thread ta([&] { sa = a->Write(r, nullptr); ha = a->Write(h, nullptr); });
+    std::thread tb([&] { sb = b->Write(r, nullptr); hb = b->Write(h, nullptr); });
     ta.join();
     tb.join();
     ASSERT_TRUE(sa.ok()) << sa.ToString();
     ASSERT_TRUE(sb.ok()) << sb.ToString();
+    ASSERT_TRUE(ha.ok()) << ha.ToString();
+    ASSERT_TRUE(hb.ok()) << hb.ToString();
   }
-  EXPECT_GE(Count("summaries"), 20);  // 20..40 commit marks
+  EXPECT_GE(Count("summaries"), 40);  // 40..80 commit marks
   for (Store* s : {a.get(), b.get()}) {
     EXPECT_EQ(Total(s, "api"), 20 * 6);
     ProfileQuery q;
@@ -188,6 +194,17 @@ TEST_P(ClickHouseStoreTest, RacingWritesOfOneSummaryCountOnce) {
     ASSERT_EQ(pts.size(), 1u);
     EXPECT_EQ(pts[0].total, 120);
     EXPECT_EQ(pts[0].matched, 100);
+    // In use: the latest snapshot, once; per 10 s step, each snapshot once.
+    q.mode = "inuse_space";
+    Profile p;
+    ASSERT_TRUE(s->Query(q, &p).ok());
+    EXPECT_EQ(p.TotalCount(), 2000);
+    ASSERT_TRUE(s->Series(q, 10 * kSecond, "live", &pts).ok());
+    ASSERT_EQ(pts.size(), 20u);
+    for (size_t i = 0; i < pts.size(); ++i) {
+      EXPECT_EQ(pts[i].total, 100 * static_cast<int64_t>(i + 1));
+      EXPECT_EQ(pts[i].matched, pts[i].total);
+    }
   }
 }
 

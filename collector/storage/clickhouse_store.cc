@@ -845,16 +845,23 @@ Status ClickHouseStore::Query(const ProfileQuery& sample_query, Profile* out) {
   return Status::OK();
 }
 
-Status ClickHouseStore::Series(const ProfileQuery& query, int64_t step_nanos,
+Status ClickHouseStore::Series(const ProfileQuery& sample_query, int64_t step_nanos,
                                const std::string& function, std::vector<SeriesPoint>* out) {
   out->clear();
   if (step_nanos <= 0) return Status::InvalidArgument("step must be positive");
+  // Matchers on sample labels (sample_labels.h) count only the samples they select.
+  ProfileQuery query = sample_query;
+  std::vector<LabelMatcher> sample_matchers;
+  TakeSampleMatchers(&query, &sample_matchers);
+  LabeledCounts sample_filter;
+  CH_RETURN_IF_ERROR(LabeledCounts::Create(sample_matchers, &sample_filter));
   CompiledMatchers matchers;
   CH_RETURN_IF_ERROR(CompiledMatchers::Compile(query.matchers, &matchers));
   std::vector<SeriesRow> series;
   CH_RETURN_IF_ERROR(MatchSeries(query, matchers, &series));
   if (series.empty()) return Status::OK();
-  const std::string stack_col = function.empty() ? "toUInt64(0)" : "stack";
+  const bool by_stack = !function.empty() || !sample_matchers.empty();
+  const std::string stack_col = by_stack ? "stack" : "toUInt64(0)";
   const int64_t origin = query.from_unix_nanos > 0 ? query.from_unix_nanos : 0;
   std::string sql = "SELECT bucket, " + stack_col + " AS s, sum(count) FROM samples WHERE " +
                     SamplesWhere(query, series) + " GROUP BY bucket, s";
@@ -866,7 +873,7 @@ Status ClickHouseStore::Series(const ProfileQuery& query, int64_t step_nanos,
     const std::string where = SummariesWhere(query, series) + ClockModesSql(query);
     const std::string latest = LatestWritesSql(where, origin, step_nanos);
     sql = "SELECT b, s, sum(n) FROM (SELECT bucket AS b, " +
-          (function.empty() ? "materialize(toUInt64(0))" : stack_col) +
+          (by_stack ? stack_col : "materialize(toUInt64(0))") +
           " AS s, count AS n FROM samples WHERE " + where +
           " AND write_id GLOBAL IN (SELECT w FROM (" + latest +
           ")) UNION ALL SELECT b, materialize(toUInt64(0)) AS s, materialize(toInt64(0)) AS n "
@@ -879,8 +886,11 @@ Status ClickHouseStore::Series(const ProfileQuery& query, int64_t step_nanos,
     uint64_t stack;
     int64_t n;
   };
+  auto step_of = [&](int64_t bucket) {
+    if (bucket <= origin) return origin;
+    return origin + (bucket - origin) / step_nanos * step_nanos;
+  };
   std::vector<Row> data;
-  std::set<uint64_t> stack_set;
   RowBinaryReader rd(rows);
   while (!rd.AtEnd()) {
     Row r;
@@ -888,6 +898,39 @@ Status ClickHouseStore::Series(const ProfileQuery& query, int64_t step_nanos,
       return Status::Corruption("clickhouse: malformed series row");
     }
     data.push_back(r);
+  }
+  if (!sample_matchers.empty()) {
+    // Per step: the stacks' counts split by their labelled samples, and only
+    // what the matchers select kept (heap snapshots carry no labels).
+    std::map<int64_t, LabeledCounts> steps;
+    auto step_counts = [&](int64_t bucket) -> LabeledCounts& {
+      return steps.emplace(step_of(bucket), sample_filter).first->second;
+    };
+    for (const Row& r : data) step_counts(r.bucket).AddStack(r.stack, r.n);
+    if (!IsGaugeSampleType(query.mode)) {
+      CH_RETURN_IF_ERROR(reader_->client->Select(
+          "SELECT bucket, entries FROM labeled_samples WHERE " + SamplesWhere(query, series),
+          &rows));
+      RowBinaryReader entries(rows);
+      while (!entries.AtEnd()) {
+        int64_t bucket;
+        std::string blob;
+        if (!entries.Int64(&bucket) || !entries.String(&blob) ||
+            !step_counts(bucket).AddLabeled(blob)) {
+          return Status::Corruption("clickhouse: malformed labeled_samples row");
+        }
+      }
+    }
+    data.clear();
+    for (const auto& [t, counts] : steps) {
+      CH_RETURN_IF_ERROR(counts.ForEach([&](uint64_t stack, int64_t n, const SampleLabels&) {
+        data.push_back(Row{t, stack, n});
+        return Status::OK();
+      }));
+    }
+  }
+  std::set<uint64_t> stack_set;
+  for (const Row& r : data) {
     if (r.n != 0) stack_set.insert(r.stack);  // 0: a gauge's empty snapshot
   }
   std::unordered_map<uint64_t, bool> has_function;
@@ -907,10 +950,6 @@ Status ClickHouseStore::Series(const ProfileQuery& query, int64_t step_nanos,
       has_function[h] = found;
     }
   }
-  auto step_of = [&](int64_t bucket) {
-    if (bucket <= origin) return origin;
-    return origin + (bucket - origin) / step_nanos * step_nanos;
-  };
   std::map<int64_t, SeriesPoint> points;
   for (const Row& r : data) {
     int64_t t = step_of(r.bucket);
@@ -919,7 +958,11 @@ Status ClickHouseStore::Series(const ProfileQuery& query, int64_t step_nanos,
     pt.total += r.n;
     if (!function.empty() && r.n != 0 && has_function[r.stack]) pt.matched += r.n;
   }
-  for (auto& kv : points) out->push_back(kv.second);
+  for (auto& kv : points) {
+    // Steps where the sample matchers selected nothing have no data.
+    if (!sample_matchers.empty() && kv.second.total == 0) continue;
+    out->push_back(kv.second);
+  }
   return Status::OK();
 }
 

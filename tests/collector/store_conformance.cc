@@ -313,6 +313,32 @@ TEST_P(StoreConformanceTest, SampleLabelsAreSampleDataNotSeries) {
   EXPECT_EQ(names, (std::vector<std::string>{"env", "service"}));
 }
 
+TEST_P(StoreConformanceTest, SeriesCountsOnlyTheSamplesLabelMatchersSelect) {
+  const SampleLabels a = {{"span_name", "A"}}, b = {{"span_name", "B"}};
+  Write(MakeRecord("w", 1, "api", {}, kT0,
+                   {{"main;x", 3, false, a}, {"main;y", 4, false, b}, {"main;x", 5}}));
+  Write(MakeRecord("w", 2, "api", {}, kT0 + 20 * kSecond, {{"main;y", 7, false, b}}));
+  ProfileQuery q;
+  q.service = "api";
+  q.from_unix_nanos = kT0;
+  q.to_unix_nanos = kT0 + kHour;
+  auto totals = [&](std::vector<LabelMatcher> ms, const std::string& function = "") {
+    q.matchers = std::move(ms);
+    std::vector<SeriesPoint> points;
+    EXPECT_TRUE(store_->Series(q, 10 * kSecond, function, &points).ok());
+    std::vector<std::pair<int64_t, int64_t>> out;
+    for (const SeriesPoint& p : points) out.emplace_back(p.total, p.matched);
+    return out;
+  };
+  using L = LabelMatcher;
+  using V = std::vector<std::pair<int64_t, int64_t>>;
+  EXPECT_EQ(totals({}), (V{{12, 0}, {7, 0}}));
+  EXPECT_EQ(totals({M("span_name", L::kEq, "A")}), (V{{3, 0}}));  // no empty step
+  EXPECT_EQ(totals({M("span_name", L::kEq, "B")}, "y"), (V{{4, 4}, {7, 7}}));
+  EXPECT_EQ(totals({M("span_name", L::kEq, "")}), (V{{5, 0}}));  // unlabelled samples
+  EXPECT_EQ(totals({M("span_name", L::kRegex, "A|B")}, "x"), (V{{7, 3}, {7, 0}}));
+}
+
 TEST_P(StoreConformanceTest, TimeRangeIncludesFromExcludesTo) {
   Write(MakeRecord("a1", 1, "api", {}, kT0, {{"main;t0", 1}}));
   Write(MakeRecord("a1", 2, "api", {}, kT0 + 10 * kSecond, {{"main;t10", 10}}));

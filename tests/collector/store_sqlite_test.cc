@@ -244,37 +244,6 @@ TEST_F(SqliteStoreTest, CountersStoredPerSeriesBucketAndName) {
 // every sample, is migrated to the current version and stores counters.
 // Series counts only the samples that matchers on sample labels select
 // (SQLite only so far: the ClickHouse engine's Series does not yet).
-TEST_F(SqliteStoreTest, SeriesWithSampleLabelMatchers) {
-  const SampleLabels a = {{"span_name", "A"}}, b = {{"span_name", "B"}};
-  ASSERT_TRUE(store_->Write(MakeRecord("w", 1, "api", {}, kT0,
-                                       {{"main;x", 3, false, a}, {"main;y", 4, false, b},
-                                        {"main;x", 5}}),
-                            nullptr)
-                  .ok());
-  ASSERT_TRUE(store_->Write(MakeRecord("w", 2, "api", {}, kT0 + 20 * kSecond,
-                                       {{"main;y", 7, false, b}}),
-                            nullptr)
-                  .ok());
-  ProfileQuery q;
-  q.service = "api";
-  q.from_unix_nanos = kT0;
-  q.to_unix_nanos = kT0 + 3600 * kSecond;
-  auto totals = [&](std::vector<LabelMatcher> ms, const std::string& function = "") {
-    q.matchers = std::move(ms);
-    std::vector<SeriesPoint> points;
-    EXPECT_TRUE(store_->Series(q, 10 * kSecond, function, &points).ok());
-    std::vector<std::pair<int64_t, int64_t>> out;
-    for (const SeriesPoint& p : points) out.emplace_back(p.total, p.matched);
-    return out;
-  };
-  using L = LabelMatcher;
-  using V = std::vector<std::pair<int64_t, int64_t>>;
-  EXPECT_EQ(totals({}), (V{{12, 0}, {7, 0}}));
-  EXPECT_EQ(totals({{"span_name", L::kEq, "A"}}), (V{{3, 0}}));  // no empty bucket
-  EXPECT_EQ(totals({{"span_name", L::kEq, "B"}}, "y"), (V{{4, 4}, {7, 7}}));
-  EXPECT_EQ(totals({{"span_name", L::kEq, ""}}), (V{{5, 0}}));
-}
-
 TEST_F(SqliteStoreTest, Version1DatabaseIsMigrated) {
   ASSERT_TRUE(store_->Write(MakeRecord("a", 1, "api", {}, kT0, {{"main;old", 7}}), nullptr).ok());
   store_.reset();

@@ -45,7 +45,7 @@ for t in $TARGETS; do
   rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
-  edges=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
+  edges=$(grep -a -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
   if [ $rc = 0 ]; then
     echo "== fuzz: $t: clean (${SECONDS_EACH}s, ${execs:-?} execs, ${speed:-?}/s, ${edges:-?} edges)"
   else

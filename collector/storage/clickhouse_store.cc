@@ -922,7 +922,8 @@ Status ClickHouseStore::Series(const ProfileQuery& sample_query, int64_t step_na
       }
     }
     data.clear();
-    for (const auto& [t, counts] : steps) {
+    for (const auto& [step, counts] : steps) {
+      const int64_t t = step;  // (a structured binding cannot be captured in C++17)
       CH_RETURN_IF_ERROR(counts.ForEach([&](uint64_t stack, int64_t n, const SampleLabels&) {
         data.push_back(Row{t, stack, n});
         return Status::OK();

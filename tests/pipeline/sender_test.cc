@@ -196,7 +196,10 @@ TEST(SenderTest, SendsBearerToken) {
   o.token = "s3cret";
   auto good = Sender::Create(o);
   good->Enqueue(MakeSummary(1), 1);
-  ASSERT_TRUE(server.WaitFor([&] { return good->stats().acked == 1; }, 10000));
+  // Both senders run concurrently: the good one may be acked before the bad
+  // one's session has been refused, so wait for both.
+  ASSERT_TRUE(server.WaitFor(
+      [&] { return good->stats().acked == 1 && bad->stats().failed_sessions >= 1; }, 10000));
   EXPECT_EQ(0, bad->stats().acked);
   EXPECT_GE(bad->stats().failed_sessions, 1);
   bad->Shutdown(MonotonicNs() + 100000000LL);

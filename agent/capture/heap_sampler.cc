@@ -1,6 +1,7 @@
 // HeapSampler (see heap_sampler.h for the contract). Everything from
 // SampleAllocation down runs inside the host's malloc/free: no locks, no
 // allocation, no calls into the allocator.
+#include "capture/shared_memfd.h"
 #include "capture/heap_sampler.h"
 
 #include <fcntl.h>
@@ -236,18 +237,9 @@ int g_table_fd = -1;
 int Start(int64_t rate) {
   g_rate = rate > 0 ? rate : 512 * 1024;
   const uint64_t bytes = capture::HeapTableBytes(kTableSlots, kFilterSlots);
-  int fd = memfd_create("stackstream-heap", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  void* mem = nullptr;
+  int fd = capture::CreateSharedMemfd("stackstream-heap", bytes, &mem);
   if (fd < 0) return -1;
-  if (ftruncate(fd, static_cast<off_t>(bytes)) != 0 ||
-      fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
-    close(fd);
-    return -1;
-  }
-  void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (mem == MAP_FAILED) {
-    close(fd);
-    return -1;
-  }
   auto* t = new (mem) capture::HeapTableHeader;  // zero-filled memfd
   t->magic = capture::kHeapTableMagic;
   t->version = capture::kFormatVersion;

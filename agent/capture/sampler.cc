@@ -1,6 +1,7 @@
 // Sampler: lifecycle, thread registration, the capture thread and the
 // hand-off to stackstream-agent. Nothing here runs in the signal handler
 // (see signal_handler.cc).
+#include "capture/shared_memfd.h"
 #include "capture/sampler.h"
 
 #include "capture/otel_thread_context.h"
@@ -273,23 +274,12 @@ PthreadCreateFn RealPthreadCreate() {
 
 bool Sampler::InitShared() {
   start_ns_ = RealtimeNs();
-  control_fd_ = memfd_create("stackstream-control", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  void* mem = nullptr;
+  control_fd_ = capture::CreateSharedMemfd("stackstream-control", sizeof(capture::ControlBlock), &mem);
   if (control_fd_ < 0) {
     HostLogOnce(kLogKeyNoAgent, HostLogLevel::kWarn,
-                "memfd_create failed (%s); profiling is off for this process", strerror(errno));
-    return false;
-  }
-  if (ftruncate(control_fd_, sizeof(capture::ControlBlock)) != 0 ||
-      fcntl(control_fd_, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
-    close(control_fd_);
-    control_fd_ = -1;
-    return false;
-  }
-  void* mem = mmap(nullptr, sizeof(capture::ControlBlock), PROT_READ | PROT_WRITE, MAP_SHARED,
-                   control_fd_, 0);
-  if (mem == MAP_FAILED) {
-    close(control_fd_);
-    control_fd_ = -1;
+                "shared memory (memfd) failed (%s); profiling is off for this process",
+                strerror(errno));
     return false;
   }
   control_ = new (mem) capture::ControlBlock;  // zero-filled memfd: counters start at 0

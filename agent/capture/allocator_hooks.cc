@@ -122,23 +122,29 @@ inline bool Ready() {
   return __builtin_expect(g_ready.load(std::memory_order_acquire), 1) || Resolve();
 }
 
-}  // namespace
-
-extern "C" {
-
-STACKSTREAM_EXPORT void* malloc(size_t size) {
+// The bodies of malloc and free, also inlined into operator new/delete when
+// those may skip libstdc++'s (see "C++ operator new / delete" below).
+inline void* MallocImpl(size_t size) {
   if (!Ready()) return ArenaAlloc(size, 16);
   void* p = g_next.malloc(size);
   if (__builtin_expect(HeapSamplingOn(), 0)) OnAlloc(p, size);
   return p;
 }
 
-STACKSTREAM_EXPORT void free(void* p) {
+inline void FreeImpl(void* p) {
   if (__builtin_expect(HeapSamplingOn(), 0)) OnFree(p);
   if (__builtin_expect(InArena(p), 0)) return;
   if (p == nullptr || !Ready()) return;
   g_next.free(p);
 }
+
+}  // namespace
+
+extern "C" {
+
+STACKSTREAM_EXPORT void* malloc(size_t size) { return MallocImpl(size); }
+
+STACKSTREAM_EXPORT void free(void* p) { FreeImpl(p); }
 
 STACKSTREAM_EXPORT void* calloc(size_t n, size_t size) {
   if (!Ready()) {
@@ -244,6 +250,15 @@ STACKSTREAM_EXPORT void* pvalloc(size_t size) {
 // to the next definition and, when that definition is not libstdc++'s,
 // sample/free-track here (once: never both here and in malloc). A host with
 // no C++ runtime never calls them; our own code then gets malloc.
+//
+// The common case, libstdc++'s operators over our malloc/free (the global
+// malloc and free are this library's), takes a shortcut: the unaligned
+// forms run malloc's/free's body inline, as libstdc++'s would call them,
+// so a C++ allocation costs the host no more calls than without us. Only a
+// failed allocation goes on to libstdc++'s operator, which retries with the
+// new_handler and throws std::bad_alloc (or returns nullptr) as it always
+// does.
+
 namespace {
 
 enum CxxOp : int {
@@ -264,31 +279,57 @@ constexpr const char* kCxxNames[kCxxOps] = {
     "_ZdaPvSt11align_val_tRKSt9nothrow_t"};
 
 void* g_cxx[kCxxOps];
-std::atomic<bool> g_cxx_ready{false};
-bool g_cxx_track = false;  // the next operators do not go through malloc/free
+// 0: not resolved yet; kCxxDirect: the shortcut above; kCxxForward: call
+// the next operators (kCxxTrack: and sample there, they bypass malloc).
+enum CxxMode : int { kCxxUnresolved = 0, kCxxDirect, kCxxForward, kCxxTrack };
+std::atomic<int> g_cxx_mode{kCxxUnresolved};
 
-__attribute__((noinline)) void ResolveCxx() {
-  if (g_cxx_ready.load(std::memory_order_acquire)) return;
+// Whether the global (first) definition of "name" is this library's.
+bool GlobalIsOurs(const char* name) {
+  Dl_info self, global;
+  void* sym = dlsym(RTLD_DEFAULT, name);
+  return sym != nullptr && dladdr(reinterpret_cast<void*>(&GlobalIsOurs), &self) != 0 &&
+         dladdr(sym, &global) != 0 && self.dli_fbase == global.dli_fbase;
+}
+
+__attribute__((noinline)) int ResolveCxx() {
+  int mode = g_cxx_mode.load(std::memory_order_acquire);
+  if (mode != kCxxUnresolved) return mode;
   void* found[kCxxOps];
   for (int i = 0; i < kCxxOps; ++i) found[i] = dlsym(RTLD_NEXT, kCxxNames[i]);
-  bool track = false;
+  bool libstdcxx = false;
   Dl_info info;
   if (found[kNew] != nullptr && dladdr(found[kNew], &info) != 0 && info.dli_fname != nullptr) {
-    track = strstr(info.dli_fname, "libstdc++") == nullptr;
+    libstdcxx = strstr(info.dli_fname, "libstdc++") != nullptr;
+  }
+  if (!libstdcxx) {
+    mode = kCxxTrack;
+  } else if (GlobalIsOurs("malloc") && GlobalIsOurs("free")) {
+    mode = kCxxDirect;
+  } else {
+    mode = kCxxForward;  // e.g. the executable defines malloc: libstdc++ calls that one
   }
   // Racing threads compute the same values; publishing twice is harmless.
   memcpy(g_cxx, found, sizeof found);
-  g_cxx_track = track;
-  g_cxx_ready.store(true, std::memory_order_release);
+  g_cxx_mode.store(mode, std::memory_order_release);
+  return mode;
+}
+
+inline int CurrentCxxMode() {
+  int mode = g_cxx_mode.load(std::memory_order_acquire);
+  return __builtin_expect(mode != kCxxUnresolved, 1) ? mode : ResolveCxx();
 }
 
 template <typename T>
 inline T Cxx(CxxOp op) {
-  if (__builtin_expect(!g_cxx_ready.load(std::memory_order_acquire), 0)) ResolveCxx();
+  CurrentCxxMode();
   return reinterpret_cast<T>(g_cxx[op]);
 }
 
-inline bool TrackCxx() { return __builtin_expect(HeapSamplingOn(), 0) && g_cxx_track; }
+inline bool TrackCxx() {
+  return __builtin_expect(HeapSamplingOn(), 0) &&
+         g_cxx_mode.load(std::memory_order_relaxed) == kCxxTrack;
+}
 
 using NewFn = void* (*)(size_t);
 using NewNothrowFn = void* (*)(size_t, const std::nothrow_t&);
@@ -302,6 +343,10 @@ using DeleteSizedAlignedFn = void (*)(void*, size_t, std::align_val_t);
 using DeleteAlignedNothrowFn = void (*)(void*, std::align_val_t, const std::nothrow_t&);
 
 void* New(CxxOp op, size_t size) {
+  if (__builtin_expect(CurrentCxxMode() == kCxxDirect, 1)) {
+    void* p = MallocImpl(size != 0 ? size : 1);  // libstdc++'s operator new(0) asks for 1
+    if (__builtin_expect(p != nullptr, 1)) return p;
+  }
   NewFn next = Cxx<NewFn>(op);
   if (next == nullptr) {  // no C++ runtime in the host: only our own code calls this
     void* p = malloc(size);
@@ -314,6 +359,10 @@ void* New(CxxOp op, size_t size) {
 }
 
 void* NewNothrow(CxxOp op, size_t size, const std::nothrow_t& nt) {
+  if (__builtin_expect(CurrentCxxMode() == kCxxDirect, 1)) {
+    void* p = MallocImpl(size != 0 ? size : 1);
+    if (__builtin_expect(p != nullptr, 1)) return p;
+  }
   NewNothrowFn next = Cxx<NewNothrowFn>(op);
   if (next == nullptr) return malloc(size);
   void* p = next(size, nt);
@@ -345,8 +394,13 @@ void* NewAlignedNothrow(CxxOp op, size_t size, std::align_val_t align, const std
 }
 
 // Deletes: free-track first (the block may be reused at once), then forward.
+// (The unaligned forms of libstdc++ all end in free(p).)
 template <typename Fn, typename... Args>
 void Delete(CxxOp op, void* p, Args... args) {
+  if (op < kDeleteAligned && __builtin_expect(CurrentCxxMode() == kCxxDirect, 1)) {
+    FreeImpl(p);
+    return;
+  }
   Fn next = Cxx<Fn>(op);
   if (next == nullptr) {
     free(p);

@@ -31,7 +31,7 @@ uint32_t g_filter_mask = 0;
 namespace {
 
 constexpr uint32_t kTableSlots = 1u << 16;    // 1 MiB of slots, touched as used
-constexpr uint32_t kFilterSlots = 1u << 14;   // 32 KiB of counters
+constexpr uint32_t kFilterSlots = 1u << 16;   // 128 KiB of counters (256 MiB of pages), touched as used
 
 __thread ThreadState* t_state __attribute__((tls_model("initial-exec"))) = nullptr;
 __thread int32_t t_tid __attribute__((tls_model("initial-exec"))) = 0;
@@ -55,8 +55,11 @@ inline std::atomic<uint16_t>* Filter(capture::HeapTableHeader* t) {
 bool TableInsert(capture::HeapTableHeader* t, uint64_t address, uint64_t id) {
   const uint64_t h = AddressHash(address);
   const uint32_t mask = t->slots - 1;
-  std::atomic<uint16_t>& f = Filter(t)[FilterIndex(h)];
-  f.fetch_add(1, std::memory_order_relaxed);
+  std::atomic<uint16_t>& f = Filter(t)[FilterIndex(address)];
+  uint16_t count = f.load(std::memory_order_relaxed);
+  do {
+    if (count == UINT16_MAX) return false;  // never wraps to 0
+  } while (!f.compare_exchange_weak(count, count + 1, std::memory_order_relaxed));
   capture::HeapSlot* slots = Slots(t);
   for (uint32_t i = 0; i < capture::kHeapProbe; ++i) {
     capture::HeapSlot& s = slots[((h >> 20) + i) & mask];
@@ -74,7 +77,7 @@ bool TableInsert(capture::HeapTableHeader* t, uint64_t address, uint64_t id) {
 
 bool TableRemove(capture::HeapTableHeader* t, uint64_t address) {
   const uint64_t h = AddressHash(address);
-  std::atomic<uint16_t>& f = Filter(t)[FilterIndex(h)];
+  std::atomic<uint16_t>& f = Filter(t)[FilterIndex(address)];
   if (f.load(std::memory_order_relaxed) == 0) return false;
   const uint32_t mask = t->slots - 1;
   capture::HeapSlot* slots = Slots(t);
@@ -226,7 +229,7 @@ void SampleAllocation(void* p, size_t size) {
   t_busy = false;
 }
 
-void RecordFree(capture::HeapTableHeader* table, uint64_t address, uint64_t /*hash*/) {
+void RecordFree(capture::HeapTableHeader* table, uint64_t address) {
   TableRemove(table, address);
 }
 

@@ -142,11 +142,17 @@ def test_host_threads(c):
 
 
 def test_host_memalign(c):
-    """posix_memalign/aligned_alloc/memalign/valloc/pvalloc up to 64 KiB alignment; realloc chains."""
+    """posix_memalign/aligned_alloc/memalign/valloc/pvalloc up to 64 KiB alignment; realloc chains;
+    operator new when the allocator fails."""
     same_as_without(c, [fixture("heap_churn"), "--scenario=memalign", "--repeat=300"],
                     {"STACKSTREAM_HEAP_RATE": "4096"})
     same_as_without(c, [fixture("heap_churn"), "--scenario=realloc"],
                     {"STACKSTREAM_HEAP_RATE": "65536"})
+    # C++ operator new when allocation fails: new_handler, bad_alloc, nothrow.
+    out = same_as_without(c, [fixture("heap_churn"), "--scenario=new_failure"],
+                          {"STACKSTREAM_HEAP_RATE": "4096"})
+    check(b"after 1 handler call(s)" in out and b"nothrow new huge: nullptr" in out,
+          "operator new failure semantics kept: %r" % out)
     p = heap_profile(c)
     chain = by_function(p, 1, ["fixture_realloc_chain"])["fixture_realloc_chain"]
     check(chain > 0, "fixture_realloc_chain in alloc_space (%d bytes)" % chain)

@@ -10,6 +10,7 @@
 #include "format/summary_convert.h"
 #include "format/validate.h"
 #include "stackstream/v1/ingest.grpc.pb.h"
+#include "storage/process_labels.h"
 
 namespace stackstream {
 namespace collector {
@@ -124,12 +125,12 @@ class IngestServiceImpl final : public v1::IngestService::Service {
     record.sequence = request.sequence();
     record.service = summary.process().service();
     record.labels = SummaryLabels(summary);
-    // store.h: labels carry host and pid too (from the process identity when
-    // the agent did not send them as labels).
+    // store.h: labels carry host too (from the process identity when the
+    // agent did not send it as a label); the pid is a process label, kept
+    // per write, never a series label (process_labels.h).
     if (!summary.process().host().empty()) record.labels.emplace("host", summary.process().host());
-    if (summary.process().pid() != 0) {
-      record.labels.emplace("pid", std::to_string(summary.process().pid()));
-    }
+    record.labels.erase(kPidLabel);
+    record.pid = summary.process().pid();
     ProfileBuilder builder;
     AddSummaryToProfile(summary, &builder);
     record.profile = builder.Release();
@@ -147,6 +148,7 @@ class IngestServiceImpl final : public v1::IngestService::Service {
       heap.sequence = record.sequence;
       heap.service = record.service;
       heap.labels = record.labels;
+      heap.pid = record.pid;
       ProfileBuilder hb;
       AddSampleSetToProfile(summary, set, &hb);
       heap.profile = hb.Release();

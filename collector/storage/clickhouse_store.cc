@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "storage/label_match.h"
+#include "storage/process_labels.h"
 #include "storage/sample_labels.h"
 
 namespace stackstream {
@@ -82,7 +83,7 @@ std::string Join(const std::vector<uint64_t>& ids) {
 constexpr char kSummariesColumns[] =
     "bucket Int64, agent_instance_id String, sequence UInt64, write_id UInt64, service String, "
     "series UInt64, labels String, mode String, period_nanos Int64, start_nanos Int64, "
-    "end_nanos Int64, counter_names Array(String), counter_values Array(Int64)";
+    "end_nanos Int64, counter_names Array(String), counter_values Array(Int64), pid Int64";
 constexpr char kSamplesColumns[] =
     "bucket Int64, service String, series UInt64, mode String, agent_instance_id String, "
     "sequence UInt64, write_id UInt64, stack UInt64, count Int64";
@@ -156,6 +157,37 @@ std::string HeapTypesSql() {
 // are read when asked for by name (bytes and samples do not add up).
 std::string ClockModesSql(const ProfileQuery& q) {
   return q.mode.empty() ? " AND mode NOT IN " + HeapTypesSql() : "";
+}
+
+// The process matchers (process_labels.h) over summaries' pid column: a pid
+// of 0 is the empty value. (Their regexes were checked by ProcessFilter.)
+std::string ProcessSql(const std::vector<LabelMatcher>& matchers) {
+  std::string out;
+  const std::string value = "if(pid = 0, '', toString(pid))";
+  for (const LabelMatcher& m : matchers) {
+    switch (m.op) {
+      case LabelMatcher::kEq: out += " AND " + value + " = " + SqlString(m.value); break;
+      case LabelMatcher::kNotEq: out += " AND " + value + " != " + SqlString(m.value); break;
+      case LabelMatcher::kRegex:
+        out += " AND match(" + value + ", " + SqlString("^(?:" + m.value + ")$") + ")";
+        break;
+      case LabelMatcher::kNotRegex:
+        out += " AND NOT match(" + value + ", " + SqlString("^(?:" + m.value + ")$") + ")";
+        break;
+    }
+  }
+  return out;
+}
+
+// Takes the process matchers out of "query" and returns their SQL.
+Status TakeProcessSql(ProfileQuery* query, std::string* sql) {
+  std::vector<LabelMatcher> process;
+  TakeProcessMatchers(query, &process);
+  ProcessFilter check;
+  Status s = ProcessFilter::Create(process, &check);
+  if (!s.ok()) return s;
+  *sql = ProcessSql(process);
+  return Status::OK();
 }
 
 std::string RangeSql(const ProfileQuery& q) {
@@ -294,6 +326,22 @@ Status ClickHouseStore::CreateTables() {
                                       t.columns + ") ENGINE = Distributed(" + cluster_ + ", " +
                                       db + ", " + LocalTable(t.name) + ", rand())"));
       }
+    }
+    // Tables made before summaries had their pid column (process_labels.h)
+    // get it (18.16 has no ADD COLUMN IF NOT EXISTS).
+    for (const std::string& table : {LocalTable("summaries"), std::string("summaries")}) {
+      std::string rows;
+      CH_RETURN_IF_ERROR(c->Select("SELECT count() FROM system.columns WHERE database = " +
+                                       SqlString(db) + " AND table = " + SqlString(table) +
+                                       " AND name = 'pid'",
+                                   &rows));
+      RowBinaryReader rd(rows);
+      uint64_t n = 0;
+      if (!rd.UInt64(&n)) return Status::Corruption("clickhouse: malformed system.columns row");
+      if (n == 0) {
+        CH_RETURN_IF_ERROR(c->Execute("ALTER TABLE " + table + " ADD COLUMN pid Int64"));
+      }
+      if (cluster_.empty()) break;  // one table
     }
   }
   return Status::OK();
@@ -489,6 +537,7 @@ Status ClickHouseStore::CommitOnNode(Node* node, const std::vector<Writer*>& wri
     for (const auto& kv : counters) summaries.String(kv.first);
     summaries.ArraySize(counters.size());
     for (const auto& kv : counters) summaries.Int64(kv.second);
+    summaries.Int64(r.pid);
   }
   known_lock.unlock();
   if (summaries.size() == 0) return Status::OK();  // all duplicates
@@ -630,35 +679,37 @@ std::string ClickHouseStore::SummariesWhere(const ProfileQuery& query,
 }
 
 std::string ClickHouseStore::SamplesWhere(const ProfileQuery& query,
-                                          const std::vector<SeriesRow>& series) {
+                                          const std::vector<SeriesRow>& series,
+                                          const std::string& process_sql) {
   const std::string where = SummariesWhere(query, series) + ClockModesSql(query);
   if (IsGaugeSampleType(query.mode)) {
-    return where + " AND write_id GLOBAL IN (SELECT w FROM (" + LatestWritesSql(where, 0, 0) +
-           "))";
+    return where + " AND write_id GLOBAL IN (SELECT w FROM (" +
+           LatestWritesSql(where + process_sql, 0, 0) + "))";
   }
   // Exactly once: only the samples of the first committed write of each
-  // (agent instance, sequence).
+  // (agent instance, sequence); of the selected processes, if asked.
   // (write_id is random per write, so it alone names the write.)
   return where + " AND write_id IN (SELECT min(write_id) FROM summaries WHERE " + where +
-         " GROUP BY agent_instance_id, sequence)";
+         process_sql + " GROUP BY agent_instance_id, sequence)";
 }
 
 std::string ClickHouseStore::LatestWritesSql(const std::string& where, int64_t origin,
                                              int64_t step_nanos) {
   // Inner: the first committed write of each (agent instance, sequence), as
-  // above. Outer: per series (and step), the write of the latest window
+  // above. Outer: per process (series and pid; and step), the write of the latest window
   // (window start, then sequence), with its bucket. Read through the
   // Distributed tables, for GLOBAL IN: one series may span shards (a
   // restarted agent is a new agent instance), so "latest" is chosen over all
   // of them at once.
-  std::string group = "series";
+  std::string group = "series, wp";
   if (step_nanos > 0) {
     const std::string o = "toInt64(" + std::to_string(origin) + ")";
     group += ", if(wb <= " + o + ", " + o + ", " + o + " + intDiv(wb - " + o + ", " +
              std::to_string(step_nanos) + ") * " + std::to_string(step_nanos) + ")";
   }
   return "SELECT argMax(w1, (ws, sequence)) AS w, argMax(wb, (ws, sequence)) AS b FROM (SELECT "
-         "series, sequence, min(write_id) AS w1, any(start_nanos) AS ws, any(bucket) AS wb FROM "
+         "series, sequence, min(write_id) AS w1, any(start_nanos) AS ws, any(bucket) AS wb, "
+         "any(pid) AS wp FROM "
          "summaries WHERE " + where + " GROUP BY series, agent_instance_id, sequence) GROUP BY " +
          group;
 }
@@ -757,6 +808,8 @@ Status ClickHouseStore::Query(const ProfileQuery& sample_query, Profile* out) {
   ProfileQuery query = sample_query;
   std::vector<LabelMatcher> sample_matchers;
   TakeSampleMatchers(&query, &sample_matchers);
+  std::string process_sql;
+  CH_RETURN_IF_ERROR(TakeProcessSql(&query, &process_sql));
   LabeledCounts labeled;
   CH_RETURN_IF_ERROR(LabeledCounts::Create(sample_matchers, &labeled));
   CompiledMatchers matchers;
@@ -773,7 +826,7 @@ Status ClickHouseStore::Query(const ProfileQuery& sample_query, Profile* out) {
   std::string rows;
   CH_RETURN_IF_ERROR(reader_->client->Select(
       "SELECT mode, stack, sum(count), min(bucket), max(bucket) FROM samples WHERE " +
-          SamplesWhere(query, series) + " GROUP BY mode, stack",
+          SamplesWhere(query, series, process_sql) + " GROUP BY mode, stack",
       &rows));
   std::map<uint64_t, int64_t> counts;
   std::map<std::string, int64_t> mode_counts;
@@ -820,7 +873,8 @@ Status ClickHouseStore::Query(const ProfileQuery& sample_query, Profile* out) {
   // Split by sample labels (sample_labels.h).
   for (const auto& [hash, n] : counts) labeled.AddStack(hash, n);
   CH_RETURN_IF_ERROR(reader_->client->Select(
-      "SELECT entries FROM labeled_samples WHERE " + SamplesWhere(query, series), &rows));
+      "SELECT entries FROM labeled_samples WHERE " + SamplesWhere(query, series, process_sql),
+      &rows));
   RowBinaryReader entries(rows);
   while (!entries.AtEnd()) {
     std::string blob;
@@ -853,6 +907,8 @@ Status ClickHouseStore::Series(const ProfileQuery& sample_query, int64_t step_na
   ProfileQuery query = sample_query;
   std::vector<LabelMatcher> sample_matchers;
   TakeSampleMatchers(&query, &sample_matchers);
+  std::string process_sql;
+  CH_RETURN_IF_ERROR(TakeProcessSql(&query, &process_sql));
   LabeledCounts sample_filter;
   CH_RETURN_IF_ERROR(LabeledCounts::Create(sample_matchers, &sample_filter));
   CompiledMatchers matchers;
@@ -864,14 +920,14 @@ Status ClickHouseStore::Series(const ProfileQuery& sample_query, int64_t step_na
   const std::string stack_col = by_stack ? "stack" : "toUInt64(0)";
   const int64_t origin = query.from_unix_nanos > 0 ? query.from_unix_nanos : 0;
   std::string sql = "SELECT bucket, " + stack_col + " AS s, sum(count) FROM samples WHERE " +
-                    SamplesWhere(query, series) + " GROUP BY bucket, s";
+                    SamplesWhere(query, series, process_sql) + " GROUP BY bucket, s";
   if (IsGaugeSampleType(query.mode)) {
-    // Each series' latest snapshot per step. The second part adds a zero for
+    // Each process's latest snapshot per step. The second part adds a zero for
     // every snapshot chosen, so a step whose snapshots are all empty (nothing
     // live) is a point of 0, not a gap. (Constants are materialized: 18.16
     // cannot merge a column constant in one part and not in another.)
     const std::string where = SummariesWhere(query, series) + ClockModesSql(query);
-    const std::string latest = LatestWritesSql(where, origin, step_nanos);
+    const std::string latest = LatestWritesSql(where + process_sql, origin, step_nanos);
     sql = "SELECT b, s, sum(n) FROM (SELECT bucket AS b, " +
           (by_stack ? stack_col : "materialize(toUInt64(0))") +
           " AS s, count AS n FROM samples WHERE " + where +
@@ -909,7 +965,8 @@ Status ClickHouseStore::Series(const ProfileQuery& sample_query, int64_t step_na
     for (const Row& r : data) step_counts(r.bucket).AddStack(r.stack, r.n);
     if (!IsGaugeSampleType(query.mode)) {
       CH_RETURN_IF_ERROR(reader_->client->Select(
-          "SELECT bucket, entries FROM labeled_samples WHERE " + SamplesWhere(query, series),
+          "SELECT bucket, entries FROM labeled_samples WHERE " +
+              SamplesWhere(query, series, process_sql),
           &rows));
       RowBinaryReader entries(rows);
       while (!entries.AtEnd()) {
@@ -967,8 +1024,12 @@ Status ClickHouseStore::Series(const ProfileQuery& sample_query, int64_t step_na
   return Status::OK();
 }
 
-Status ClickHouseStore::Counters(const ProfileQuery& query, std::map<std::string, int64_t>* out) {
+Status ClickHouseStore::Counters(const ProfileQuery& counters_query,
+                                 std::map<std::string, int64_t>* out) {
   out->clear();
+  ProfileQuery query = counters_query;
+  std::string process_sql;
+  CH_RETURN_IF_ERROR(TakeProcessSql(&query, &process_sql));
   CompiledMatchers matchers;
   CH_RETURN_IF_ERROR(CompiledMatchers::Compile(query.matchers, &matchers));
   std::vector<SeriesRow> series;
@@ -979,7 +1040,7 @@ Status ClickHouseStore::Counters(const ProfileQuery& query, std::map<std::string
   CH_RETURN_IF_ERROR(reader_->client->Select(
       "SELECT name, sum(value) FROM (SELECT argMin(counter_names, write_id) AS n, "
       "argMin(counter_values, write_id) AS v FROM summaries WHERE " +
-          SummariesWhere(query, series) +
+          SummariesWhere(query, series) + process_sql +
           " GROUP BY agent_instance_id, sequence) ARRAY JOIN n AS name, v AS value GROUP BY name",
       &rows));
   RowBinaryReader rd(rows);
@@ -1027,32 +1088,61 @@ Status ClickHouseStore::ListServices(std::vector<ServiceInfo>* out) {
 }
 
 Status ClickHouseStore::LabelNames(const ProfileQuery& query, std::vector<std::string>* out) {
-  out->clear();
-  CompiledMatchers matchers;
-  CH_RETURN_IF_ERROR(CompiledMatchers::Compile(query.matchers, &matchers));
-  std::vector<SeriesRow> series;
-  CH_RETURN_IF_ERROR(MatchSeries(query, matchers, &series));
-  std::set<std::string> names;
-  for (const SeriesRow& s : series) {
-    for (const auto& kv : s.labels) names.insert(kv.first);
-  }
-  out->assign(names.begin(), names.end());
-  return Status::OK();
+  return LabelNamesOrValues(query, nullptr, out);
 }
 
 Status ClickHouseStore::LabelValues(const ProfileQuery& query, const std::string& name,
                                     std::vector<std::string>* out) {
+  return LabelNamesOrValues(query, &name, out);
+}
+
+Status ClickHouseStore::LabelNamesOrValues(const ProfileQuery& label_query,
+                                           const std::string* name,
+                                           std::vector<std::string>* out) {
   out->clear();
+  ProfileQuery query = label_query;
+  std::string process_sql;
+  CH_RETURN_IF_ERROR(TakeProcessSql(&query, &process_sql));
   CompiledMatchers matchers;
   CH_RETURN_IF_ERROR(CompiledMatchers::Compile(query.matchers, &matchers));
   std::vector<SeriesRow> series;
   CH_RETURN_IF_ERROR(MatchSeries(query, matchers, &series));
-  std::set<std::string> values;
-  for (const SeriesRow& s : series) {
-    auto it = s.labels.find(name);
-    if (it != s.labels.end()) values.insert(it->second);
+  if (series.empty()) return Status::OK();
+  // The selected series' processes: (series, pid) pairs, pid 0 included
+  // (a write of no known process).
+  std::string rows;
+  CH_RETURN_IF_ERROR(reader_->client->Select(
+      "SELECT DISTINCT series, pid FROM summaries WHERE " + SummariesWhere(query, series) +
+          process_sql,
+      &rows));
+  std::map<uint64_t, std::vector<int64_t>> pids;
+  RowBinaryReader rd(rows);
+  while (!rd.AtEnd()) {
+    uint64_t id;
+    int64_t pid;
+    if (!rd.UInt64(&id) || !rd.Int64(&pid)) return Status::Corruption("clickhouse: malformed pid row");
+    pids[id].push_back(pid);
   }
-  out->assign(values.begin(), values.end());
+  std::set<std::string> found;
+  for (const SeriesRow& s : series) {
+    auto p = pids.find(s.id);
+    if (p == pids.end()) continue;  // no write of a selected process
+    bool any_pid = false;
+    for (int64_t pid : p->second) any_pid |= pid != 0;
+    if (name == nullptr) {
+      for (const auto& kv : s.labels) found.insert(kv.first);
+      if (any_pid) found.insert(kPidLabel);
+    } else {
+      auto it = s.labels.find(*name);
+      if (it != s.labels.end()) found.insert(it->second);
+      if (*name == kPidLabel) {
+        for (int64_t pid : p->second) {
+          if (pid != 0) found.insert(PidValue(pid));
+        }
+      }
+    }
+  }
+  out->assign(found.begin(), found.end());
   return Status::OK();
 }
 

@@ -103,13 +103,18 @@ class ClickHouseStore : public Store {
   // The table to read ("samples") and the one each node stores into.
   std::string LocalTable(const std::string& table) const;
 
+  // LabelNames (name == nullptr) or LabelValues.
+  Status LabelNamesOrValues(const ProfileQuery& query, const std::string* name,
+                            std::vector<std::string>* out);
   Status MatchSeries(const ProfileQuery& query, const CompiledMatchers& matchers,
                      std::vector<SeriesRow>* out);
   // WHERE clause over "samples" for the matched series, range and mode, with
   // the exactly-once filter; for an in-use (gauge) type, only each series'
   // latest snapshot in the range.
-  std::string SamplesWhere(const ProfileQuery& query, const std::vector<SeriesRow>& series);
-  // SELECT of (w: write_id, b: bucket) of each series' latest committed
+  // "process_sql": the process matchers' condition on summaries (pid).
+  std::string SamplesWhere(const ProfileQuery& query, const std::vector<SeriesRow>& series,
+                           const std::string& process_sql);
+  // SELECT of (w: write_id, b: bucket) of each process's (series and pid's) latest committed
   // snapshot among the summaries matching "where", per step of "step_nanos"
   // from "origin" (step 0: over the whole range). See SamplesWhere.
   std::string LatestWritesSql(const std::string& where, int64_t origin, int64_t step_nanos);

@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS samples(
   series_id INTEGER NOT NULL,
   bucket_start INTEGER NOT NULL,
   mode_id INTEGER NOT NULL,
-  stack_counts BLOB NOT NULL);
+  stack_counts BLOB NOT NULL,
+  pid INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS samples_by_series_time ON samples(series_id, bucket_start);
 CREATE TABLE IF NOT EXISTS labeled_samples(
   sample_id INTEGER PRIMARY KEY,
@@ -59,10 +60,52 @@ CREATE TABLE IF NOT EXISTS counters(
   series_id INTEGER NOT NULL,
   bucket_start INTEGER NOT NULL,
   mode_id INTEGER NOT NULL,
+  pid INTEGER NOT NULL,
   name_id INTEGER NOT NULL,
   value INTEGER NOT NULL,
-  PRIMARY KEY(series_id, bucket_start, mode_id, name_id)) WITHOUT ROWID;
+  PRIMARY KEY(series_id, bucket_start, mode_id, pid, name_id)) WITHOUT ROWID;
 )sql";
+
+// Version 4 (pid per write): the samples and counters tables of an older
+// database get their pid column (0: the pid is in the series' labels).
+constexpr char kAddSamplesPid[] = "ALTER TABLE samples ADD COLUMN pid INTEGER NOT NULL DEFAULT 0";
+constexpr char kRebuildCounters[] = R"sql(
+ALTER TABLE counters RENAME TO counters_v3;
+CREATE TABLE counters(
+  series_id INTEGER NOT NULL,
+  bucket_start INTEGER NOT NULL,
+  mode_id INTEGER NOT NULL,
+  pid INTEGER NOT NULL,
+  name_id INTEGER NOT NULL,
+  value INTEGER NOT NULL,
+  PRIMARY KEY(series_id, bucket_start, mode_id, pid, name_id)) WITHOUT ROWID;
+INSERT INTO counters(series_id, bucket_start, mode_id, pid, name_id, value)
+  SELECT series_id, bucket_start, mode_id, 0, name_id, value FROM counters_v3;
+DROP TABLE counters_v3;
+)sql";
+
+constexpr char kSamplesHasPid[] =
+    "SELECT count(*) FROM pragma_table_info('samples') WHERE name = 'pid'";
+constexpr char kCountersHasPid[] =
+    "SELECT count(*) FROM pragma_table_info('counters') WHERE name = 'pid'";
+
+Status HasColumn(SqliteConnection* conn, const char* sql, bool* has) {
+  Status s;
+  SqliteStatement st(conn->Prepare(sql, &s));
+  if (!s.ok()) return s;
+  if (st.Step() != SQLITE_ROW) return conn->Error("table info");
+  *has = st.ColumnInt(0) > 0;
+  return Status::OK();
+}
+
+Status AddPidColumns(SqliteConnection* conn) {
+  bool has = false;
+  Status s = HasColumn(conn, kSamplesHasPid, &has);
+  if (s.ok() && !has) s = conn->Exec(kAddSamplesPid);
+  if (s.ok()) s = HasColumn(conn, kCountersHasPid, &has);
+  if (s.ok() && !has) s = conn->Exec(kRebuildCounters);
+  return s;
+}
 
 }  // namespace
 
@@ -87,11 +130,14 @@ Status CreateSchema(SqliteConnection* conn) {
                      std::to_string(kSchemaVersion) + "'), ('bucket_nanos', '" +
                      std::to_string(kBucketNanos) + "')");
     } else if (version < kSchemaVersion) {
-      // Every migration so far is additive: kDdl above created what was
-      // missing, in this same transaction, and every old row is kept. Only
-      // the version changes.
-      s = conn->Exec("UPDATE meta SET value = '" + std::to_string(kSchemaVersion) +
-                     "' WHERE key = 'schema_version'");
+      // kDdl above created the tables and indexes that were missing (versions
+      // 2 and 3 only added some), in this same transaction; version 4 adds
+      // columns. Every old row is kept.
+      if (version < 4) s = AddPidColumns(conn);
+      if (s.ok()) {
+        s = conn->Exec("UPDATE meta SET value = '" + std::to_string(kSchemaVersion) +
+                       "' WHERE key = 'schema_version'");
+      }
     }
   }
   if (!s.ok()) {

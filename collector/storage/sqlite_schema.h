@@ -8,7 +8,7 @@
 //                                         FIRST; looked up by hash
 //   series(id, service, labels, first/last_seen, first/last_bucket, period_nanos)
 //                                         one row per (service, label set)
-//   samples(id, series_id, bucket_start, mode_id, stack_counts)
+//   samples(id, series_id, bucket_start, mode_id, stack_counts, pid)
 //                                         one row per stored summary: the
 //                                         (stack id, count) pairs of its bucket
 //                                         as a blob of varints (stack ids
@@ -16,9 +16,9 @@
 //                                         (series_id, bucket_start) so a range
 //                                         query reads one contiguous run;
 //                                         counts are summed in the reader.
-//   counters(series_id, bucket_start, mode_id, name_id, value)
+//   counters(series_id, bucket_start, mode_id, pid, name_id, value)
 //                                         the agents' drop counters (losses are
-//                                         data): per (series, bucket, mode,
+//                                         data): per (series, bucket, mode, pid,
 //                                         counter name string id) the sum over
 //                                         the summaries stored there; zero
 //                                         counters are not stored. Keyed like
@@ -54,7 +54,10 @@ constexpr int64_t kBucketNanos = 10LL * 1000 * 1000 * 1000;
 //      creating the table; summaries stored before have no counters)
 //   3  + labeled_samples (additive): per samples row, its labelled samples
 //      (sample_labels.h); rows stored before have none
-constexpr int64_t kSchemaVersion = 3;
+//   4  + pid columns of samples and counters (process_labels.h): series no
+//      longer carry pid; rows stored before have pid 0 (their series' labels
+//      carry it); counters are rebuilt with pid in their key
+constexpr int64_t kSchemaVersion = 4;
 
 inline int64_t BucketOf(int64_t unix_nanos) {
   int64_t b = unix_nanos / kBucketNanos;

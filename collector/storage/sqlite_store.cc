@@ -8,6 +8,7 @@
 #include <set>
 
 #include "storage/label_match.h"
+#include "storage/process_labels.h"
 #include "storage/sample_labels.h"
 #include "storage/sqlite_schema.h"
 #include "storage/varint.h"
@@ -56,12 +57,13 @@ constexpr char kUpdateSeries[] =
     "first_bucket = min(first_bucket, ?4), last_bucket = max(last_bucket, ?4), "
     "period_nanos = CASE WHEN ?5 > 0 THEN ?5 ELSE period_nanos END WHERE id = ?1";
 constexpr char kInsertSamples[] =
-    "INSERT INTO samples(series_id, bucket_start, mode_id, stack_counts) VALUES(?1, ?2, ?3, ?4)";
+    "INSERT INTO samples(series_id, bucket_start, mode_id, stack_counts, pid) "
+    "VALUES(?1, ?2, ?3, ?4, ?5)";
 // Counters of summaries in the same (series, bucket, mode) are summed in place.
 constexpr char kInsertLabeled[] = "INSERT INTO labeled_samples(sample_id, entries) VALUES(?1, ?2)";
 constexpr char kAddCounter[] =
-    "INSERT INTO counters(series_id, bucket_start, mode_id, name_id, value) "
-    "VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(series_id, bucket_start, mode_id, name_id) "
+    "INSERT INTO counters(series_id, bucket_start, mode_id, name_id, value, pid) "
+    "VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(series_id, bucket_start, mode_id, pid, name_id) "
     "DO UPDATE SET value = value + excluded.value";
 
 constexpr char kSelectSeriesAll[] =
@@ -73,18 +75,22 @@ constexpr char kSelectSeriesOfService[] =
 constexpr char kSelectModeId[] = "SELECT id FROM strings WHERE value = ?1";
 constexpr char kSelectStringById[] = "SELECT value FROM strings WHERE id = ?1";
 constexpr char kSelectSamples[] =
-    "SELECT mode_id, bucket_start, stack_counts FROM samples WHERE series_id = ?1 AND "
+    "SELECT mode_id, bucket_start, stack_counts, pid FROM samples WHERE series_id = ?1 AND "
     "bucket_start >= ?2 AND bucket_start < ?3 AND (?4 = 0 OR mode_id = ?4) "
     "ORDER BY bucket_start, id";
 // The same rows with their labelled samples (sample_labels.h), if any.
 constexpr char kSelectSamplesLabeled[] =
-    "SELECT s.mode_id, s.bucket_start, s.stack_counts, l.entries FROM samples s "
+    "SELECT s.mode_id, s.bucket_start, s.stack_counts, l.entries, s.pid FROM samples s "
     "LEFT JOIN labeled_samples l ON l.sample_id = s.id WHERE s.series_id = ?1 AND "
     "s.bucket_start >= ?2 AND s.bucket_start < ?3 AND (?4 = 0 OR s.mode_id = ?4) "
     "ORDER BY s.bucket_start, s.id";
 constexpr char kSelectCounters[] =
-    "SELECT name_id, sum(value) FROM counters WHERE series_id = ?1 AND bucket_start >= ?2 AND "
-    "bucket_start < ?3 AND (?4 = 0 OR mode_id = ?4) GROUP BY name_id";
+    "SELECT name_id, pid, sum(value) FROM counters WHERE series_id = ?1 AND bucket_start >= ?2 "
+    "AND bucket_start < ?3 AND (?4 = 0 OR mode_id = ?4) GROUP BY name_id, pid";
+// The processes (pids) that wrote into a series in a range.
+constexpr char kSelectPids[] =
+    "SELECT DISTINCT pid FROM samples WHERE series_id = ?1 AND bucket_start >= ?2 AND "
+    "bucket_start < ?3 AND pid != 0";
 constexpr char kSelectStack[] = "SELECT truncated, frame_ids FROM stacks WHERE id = ?1";
 constexpr char kSelectFrame[] =
     "SELECT f.line, f.inlined, fn.value, fi.value, mo.value, bi.value FROM frames f "
@@ -314,14 +320,16 @@ Status SqliteStore::WriteOne(const SummaryRecord& record, bool* duplicate) {
     int64_t name_id = 0;
     SS_RETURN_IF_ERROR(InternString(name, &name_id));
     SS_PREPARE(st, writer_.get(), kAddCounter);
-    st.Bind(1, series_id).Bind(2, bucket).Bind(3, mode_id).Bind(4, name_id).Bind(5, value);
+    st.Bind(1, series_id).Bind(2, bucket).Bind(3, mode_id).Bind(4, name_id).Bind(5, value)
+        .Bind(6, record.pid);
     SS_RETURN_IF_ERROR(st.Run());
   }
   // An empty in-use snapshot is data (nothing live any more): stored too.
   if (counts.empty() && !IsGaugeSampleType(p.mode)) return Status::OK();
   std::vector<std::pair<int64_t, int64_t>> pairs(counts.begin(), counts.end());
   SS_PREPARE(st, writer_.get(), kInsertSamples);
-  st.Bind(1, series_id).Bind(2, bucket).Bind(3, mode_id).BindBlob(4, EncodeStackCounts(&pairs));
+  st.Bind(1, series_id).Bind(2, bucket).Bind(3, mode_id).BindBlob(4, EncodeStackCounts(&pairs))
+      .Bind(5, record.pid);
   SS_RETURN_IF_ERROR(st.Run());
   if (!labeled.empty()) {
     const int64_t sample_id = writer_->LastInsertRowid();
@@ -623,10 +631,13 @@ Status SqliteStore::LoadFrame(SqliteConnection* conn, int64_t id, Frame* out) {
 Status SqliteStore::Query(const ProfileQuery& sample_query, Profile* out) {
   *out = Profile();
   ProfileQuery query = sample_query;
-  std::vector<LabelMatcher> sample_matchers;
+  std::vector<LabelMatcher> sample_matchers, process_matchers;
   TakeSampleMatchers(&query, &sample_matchers);
+  TakeProcessMatchers(&query, &process_matchers);
   LabeledCounts counts;
   SS_RETURN_IF_ERROR(LabeledCounts::Create(sample_matchers, &counts));
+  ProcessFilter processes;
+  SS_RETURN_IF_ERROR(ProcessFilter::Create(process_matchers, &processes));
   CompiledMatchers matchers;
   SS_RETURN_IF_ERROR(CompiledMatchers::Compile(query.matchers, &matchers));
   ReadLease lease(this);
@@ -640,10 +651,10 @@ Status SqliteStore::Query(const ProfileQuery& sample_query, Profile* out) {
   int64_t mode_id = 0;
   SS_RETURN_IF_ERROR(LookupModeId(conn, query.mode, &mode_id));
   if (mode_id < 0) series.clear();
-  // In-use heap types are gauges: each series (one process: its labels
-  // carry host and pid) contributes its latest snapshot in the range, never
-  // a sum of snapshots. A query for no mode in particular leaves the heap
-  // types out (bytes and samples do not add up).
+  // In-use heap types are gauges: each process (series and pid) contributes
+  // its latest snapshot in the range, never a sum of snapshots. A query for
+  // no mode in particular leaves the heap types out (bytes and samples do
+  // not add up).
   const bool gauge = IsGaugeSampleType(query.mode);
   std::set<int64_t> heap_modes;
   if (query.mode.empty()) SS_RETURN_IF_ERROR(HeapModeIds(conn, &heap_modes));
@@ -666,28 +677,36 @@ Status SqliteStore::Query(const ProfileQuery& sample_query, Profile* out) {
     max_bucket = std::max(max_bucket, bucket);
     return Status::OK();
   };
+  struct Snapshot {
+    int64_t mode = 0, bucket = 0;
+    std::string data, labeled;
+  };
+  std::map<int64_t, Snapshot> latest;  // gauge: pid -> its last snapshot in the series
   for (const SeriesRow& s : series) {
     SS_PREPARE(st, conn, kSelectSamplesLabeled);
     st.Bind(1, s.id).Bind(2, r.lo).Bind(3, r.hi).Bind(4, mode_id);
     int rc;
     bool any = false;
-    int64_t latest_mode = 0, latest_bucket = 0;
+    latest.clear();
     while ((rc = st.Step()) == SQLITE_ROW) {
-      const int64_t mode = st.ColumnInt(0), bucket = st.ColumnInt(1);
-      if (heap_modes.count(mode) != 0) continue;
+      const int64_t mode = st.ColumnInt(0), bucket = st.ColumnInt(1), pid = st.ColumnInt(4);
+      if (heap_modes.count(mode) != 0 || !processes.Selects(pid, s.labels)) continue;
       any = true;
       blob = st.ColumnBlob(2);
       labeled = st.ColumnBlob(3);  // empty when the row has no labelled samples
-      if (gauge) {  // rows come oldest first: keep the last
-        latest_mode = mode;
-        latest_bucket = bucket;
+      if (gauge) {  // rows come oldest first: keep each process's last
+        Snapshot& snap = latest[pid];
+        snap.mode = mode;
+        snap.bucket = bucket;
+        snap.data.swap(blob);
+        snap.labeled.swap(labeled);
         continue;
       }
       SS_RETURN_IF_ERROR(add_row(mode, bucket, blob, labeled, s.id));
     }
     if (rc != SQLITE_DONE) return conn->Error("select samples");
-    if (gauge && any) {
-      SS_RETURN_IF_ERROR(add_row(latest_mode, latest_bucket, blob, labeled, s.id));
+    for (const auto& [pid, snap] : latest) {
+      SS_RETURN_IF_ERROR(add_row(snap.mode, snap.bucket, snap.data, snap.labeled, s.id));
     }
     if (any && period == 0) period = s.period_nanos;
   }
@@ -742,10 +761,13 @@ Status SqliteStore::Series(const ProfileQuery& sample_query, int64_t step_nanos,
   if (step_nanos <= 0) return Status::InvalidArgument("step must be positive");
   // Matchers on sample labels (sample_labels.h) count only the samples they select.
   ProfileQuery query = sample_query;
-  std::vector<LabelMatcher> sample_matchers;
+  std::vector<LabelMatcher> sample_matchers, process_matchers;
   TakeSampleMatchers(&query, &sample_matchers);
+  TakeProcessMatchers(&query, &process_matchers);
   LabeledCounts sample_filter;
   SS_RETURN_IF_ERROR(LabeledCounts::Create(sample_matchers, &sample_filter));
+  ProcessFilter processes;
+  SS_RETURN_IF_ERROR(ProcessFilter::Create(process_matchers, &processes));
   CompiledMatchers matchers;
   SS_RETURN_IF_ERROR(CompiledMatchers::Compile(query.matchers, &matchers));
   ReadLease lease(this);
@@ -760,7 +782,7 @@ Status SqliteStore::Series(const ProfileQuery& sample_query, int64_t step_nanos,
   SS_RETURN_IF_ERROR(LookupModeId(conn, query.mode, &mode_id));
   if (mode_id < 0) series.clear();
 
-  const bool gauge = IsGaugeSampleType(query.mode);  // per step: latest snapshot of each series
+  const bool gauge = IsGaugeSampleType(query.mode);  // per step: latest snapshot of each process
   std::set<int64_t> heap_modes;
   if (query.mode.empty()) SS_RETURN_IF_ERROR(HeapModeIds(conn, &heap_modes));
   const BucketRange r = RangeOf(query);
@@ -820,22 +842,25 @@ Status SqliteStore::Series(const ProfileQuery& sample_query, int64_t step_nanos,
     SS_PREPARE(st, conn, sample_matchers.empty() ? kSelectSamples : kSelectSamplesLabeled);
     st.Bind(1, s.id).Bind(2, r.lo).Bind(3, r.hi).Bind(4, mode_id);
     int rc;
-    // gauge: step -> its last snapshot (and its labelled samples)
-    std::map<int64_t, std::pair<std::string, std::string>> latest;
+    // gauge: (step, pid) -> the process's last snapshot in the step (and
+    // its labelled samples)
+    std::map<std::pair<int64_t, int64_t>, std::pair<std::string, std::string>> latest;
     const std::string no_labels;
+    const int pid_column = sample_matchers.empty() ? 3 : 4;
     while ((rc = st.Step()) == SQLITE_ROW) {
       if (heap_modes.count(st.ColumnInt(0)) != 0) continue;
+      if (!processes.Selects(st.ColumnInt(pid_column), s.labels)) continue;
       int64_t t = step_of(st.ColumnInt(1));
       const std::string labeled = sample_matchers.empty() ? no_labels : st.ColumnBlob(3);
       if (gauge) {
-        latest[t] = {st.ColumnBlob(2), labeled};
+        latest[{t, st.ColumnInt(pid_column)}] = {st.ColumnBlob(2), labeled};
         continue;
       }
       SS_RETURN_IF_ERROR(add_blob(t, st.ColumnBlob(2), labeled, s.id));
     }
     if (rc != SQLITE_DONE) return conn->Error("select samples");
-    for (const auto& [t, data] : latest) {
-      SS_RETURN_IF_ERROR(add_blob(t, data.first, data.second, s.id));
+    for (const auto& [key, data] : latest) {
+      SS_RETURN_IF_ERROR(add_blob(key.first, data.first, data.second, s.id));
     }
   }
   for (auto& kv : points) {
@@ -846,8 +871,14 @@ Status SqliteStore::Series(const ProfileQuery& sample_query, int64_t step_nanos,
   return Status::OK();
 }
 
-Status SqliteStore::Counters(const ProfileQuery& query, std::map<std::string, int64_t>* out) {
+Status SqliteStore::Counters(const ProfileQuery& counters_query,
+                             std::map<std::string, int64_t>* out) {
   out->clear();
+  ProfileQuery query = counters_query;
+  std::vector<LabelMatcher> process_matchers;
+  TakeProcessMatchers(&query, &process_matchers);
+  ProcessFilter processes;
+  SS_RETURN_IF_ERROR(ProcessFilter::Create(process_matchers, &processes));
   CompiledMatchers matchers;
   SS_RETURN_IF_ERROR(CompiledMatchers::Compile(query.matchers, &matchers));
   ReadLease lease(this);
@@ -868,7 +899,9 @@ Status SqliteStore::Counters(const ProfileQuery& query, std::map<std::string, in
     SS_PREPARE(st, conn, kSelectCounters);
     st.Bind(1, s.id).Bind(2, r.lo).Bind(3, r.hi).Bind(4, mode_id);
     int rc;
-    while ((rc = st.Step()) == SQLITE_ROW) by_name_id[st.ColumnInt(0)] += st.ColumnInt(1);
+    while ((rc = st.Step()) == SQLITE_ROW) {
+      if (processes.Selects(st.ColumnInt(1), s.labels)) by_name_id[st.ColumnInt(0)] += st.ColumnInt(2);
+    }
     if (rc != SQLITE_DONE) return conn->Error("select counters");
   }
   for (const auto& [name_id, total] : by_name_id) {
@@ -913,37 +946,76 @@ Status SqliteStore::ListServices(std::vector<ServiceInfo>* out) {
   return Status::OK();
 }
 
-Status SqliteStore::LabelNames(const ProfileQuery& query, std::vector<std::string>* out) {
-  out->clear();
-  CompiledMatchers matchers;
-  SS_RETURN_IF_ERROR(CompiledMatchers::Compile(query.matchers, &matchers));
-  ReadLease lease(this);
-  SS_RETURN_IF_ERROR(lease.status());
-  std::vector<SeriesRow> series;
-  SS_RETURN_IF_ERROR(MatchSeries(lease.get(), query, matchers, &series));
-  std::set<std::string> names;
-  for (const SeriesRow& s : series) {
-    for (const auto& kv : s.labels) names.insert(kv.first);
+namespace {
+
+// The pids that wrote into series "s" in range "r" and the process filter
+// selects ("*legacy": the series carries its pid as a label, stored before
+// pid moved out; then "*selected" says whether the filter selects it).
+Status SelectedPids(SqliteConnection* conn, const BucketRange& r, int64_t series_id,
+                    const Labels& labels, const ProcessFilter& processes, bool* legacy,
+                    bool* selected, std::vector<int64_t>* pids) {
+  pids->clear();
+  *legacy = labels.count(kPidLabel) != 0;
+  *selected = !*legacy || processes.Selects(0, labels);
+  if (*legacy) return Status::OK();
+  SS_PREPARE(st, conn, kSelectPids);
+  st.Bind(1, series_id).Bind(2, r.lo).Bind(3, r.hi);
+  int rc;
+  while ((rc = st.Step()) == SQLITE_ROW) {
+    if (processes.Selects(st.ColumnInt(0), labels)) pids->push_back(st.ColumnInt(0));
   }
-  out->assign(names.begin(), names.end());
+  if (rc != SQLITE_DONE) return conn->Error("select pids");
+  // A series with no pid in the range is selected only when the filter
+  // takes an unknown pid ({pid=""}).
+  if (pids->empty()) *selected = processes.Selects(0, labels);
   return Status::OK();
 }
 
-Status SqliteStore::LabelValues(const ProfileQuery& query, const std::string& name,
+}  // namespace
+
+Status SqliteStore::LabelNames(const ProfileQuery& label_query, std::vector<std::string>* out) {
+  return LabelNamesOrValues(label_query, nullptr, out);
+}
+
+Status SqliteStore::LabelValues(const ProfileQuery& label_query, const std::string& name,
                                 std::vector<std::string>* out) {
+  return LabelNamesOrValues(label_query, &name, out);
+}
+
+Status SqliteStore::LabelNamesOrValues(const ProfileQuery& label_query, const std::string* name,
+                                       std::vector<std::string>* out) {
   out->clear();
+  ProfileQuery query = label_query;
+  std::vector<LabelMatcher> process_matchers;
+  TakeProcessMatchers(&query, &process_matchers);
+  ProcessFilter processes;
+  SS_RETURN_IF_ERROR(ProcessFilter::Create(process_matchers, &processes));
   CompiledMatchers matchers;
   SS_RETURN_IF_ERROR(CompiledMatchers::Compile(query.matchers, &matchers));
   ReadLease lease(this);
   SS_RETURN_IF_ERROR(lease.status());
   std::vector<SeriesRow> series;
   SS_RETURN_IF_ERROR(MatchSeries(lease.get(), query, matchers, &series));
-  std::set<std::string> values;
+  const BucketRange r = RangeOf(query);
+  std::set<std::string> found;
+  std::vector<int64_t> pids;
   for (const SeriesRow& s : series) {
-    auto it = s.labels.find(name);
-    if (it != s.labels.end()) values.insert(it->second);
+    bool legacy = false, selected = false;
+    SS_RETURN_IF_ERROR(
+        SelectedPids(lease.get(), r, s.id, s.labels, processes, &legacy, &selected, &pids));
+    if (!selected) continue;
+    if (name == nullptr) {
+      for (const auto& kv : s.labels) found.insert(kv.first);
+      if (!pids.empty()) found.insert(kPidLabel);
+    } else {
+      auto it = s.labels.find(*name);
+      if (it != s.labels.end()) found.insert(it->second);
+      if (*name == kPidLabel) {
+        for (int64_t pid : pids) found.insert(PidValue(pid));
+      }
+    }
   }
-  out->assign(values.begin(), values.end());
+  out->assign(found.begin(), found.end());
   return Status::OK();
 }
 

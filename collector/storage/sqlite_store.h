@@ -59,6 +59,9 @@ class SqliteStore : public Store {
 
  private:
   struct Writer;
+  // LabelNames (name == nullptr) or LabelValues.
+  Status LabelNamesOrValues(const ProfileQuery& query, const std::string* name,
+                            std::vector<std::string>* out);
   struct SeriesRow {
     int64_t id = 0;
     Labels labels;

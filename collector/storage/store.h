@@ -26,7 +26,8 @@ struct SummaryRecord {
   std::string agent_instance_id;
   uint64_t sequence = 0;
   std::string service;
-  Labels labels;               // includes service, host, pid and static labels
+  Labels labels;               // includes service, host and static labels
+  int64_t pid = 0;             // the process (a process label, process_labels.h); 0: unknown
   Profile profile;             // window in profile.start/end_unix_nanos
   std::map<std::string, int64_t> counters;  // drop counters by name
 };
@@ -48,7 +49,7 @@ struct ProfileQuery {
   // types are counters, summed over the range like cpu. In-use types are
   // gauges: each summary holds a process's whole snapshot of live sampled
   // allocations (an empty one, "nothing live", is stored too), and a query
-  // merges each series' (label set's) latest snapshot in the range: latest
+  // merges each process's (series and pid's) latest snapshot in the range: latest
   // by window bucket, over the committed, first write of each summary
   // (within one 10 s bucket SQLite takes the one stored last, ClickHouse the
   // later window start, then sequence: the same as long as one process's

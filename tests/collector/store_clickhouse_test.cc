@@ -231,6 +231,43 @@ TEST_P(ClickHouseStoreTest, UncommittedSamplesAreInvisible) {
   EXPECT_EQ(Total(s.get(), "api"), 2);
 }
 
+// Tables made before summaries had a pid column (process_labels.h) get it
+// when a collector opens the database; their rows read as pid "" (unknown).
+TEST_P(ClickHouseStoreTest, SummariesWithoutPidColumnGetIt) {
+  auto s = OpenOne();
+  ASSERT_TRUE(s);
+  ASSERT_TRUE(s->Write(MakeRecord("old", 1, "api", {}, kT0, {{"main;old", 3}}), nullptr).ok());
+  s.reset();
+  const bool sharded = Endpoints(GetParam()).size() > 1;
+  for (ClickHouseEndpoint ep : Endpoints(GetParam())) {
+    ep.database = db_;
+    ClickHouseClient c(ep);
+    ASSERT_TRUE(c.Execute(std::string("ALTER TABLE ") + (sharded ? "summaries_local" : "summaries") +
+                          " DROP COLUMN pid")
+                    .ok());
+    if (sharded) ASSERT_TRUE(c.Execute("ALTER TABLE summaries DROP COLUMN pid").ok());
+  }
+  s = OpenOne();
+  ASSERT_TRUE(s);
+  ASSERT_TRUE(s->Write(MakeRecord("new", 1, "api", {{"pid", "9"}}, kT0, {{"main;new", 4}}), nullptr)
+                  .ok());
+  ProfileQuery q;
+  q.service = "api";
+  Profile p;
+  ASSERT_TRUE(s->Query(q, &p).ok());
+  EXPECT_EQ(p.TotalCount(), 7);
+  q.matchers = {{"pid", LabelMatcher::kEq, "9"}};
+  ASSERT_TRUE(s->Query(q, &p).ok());
+  EXPECT_EQ(Folded(p), (std::map<std::string, int64_t>{{"main;new", 4}}));
+  q.matchers = {{"pid", LabelMatcher::kEq, ""}};
+  ASSERT_TRUE(s->Query(q, &p).ok());
+  EXPECT_EQ(Folded(p), (std::map<std::string, int64_t>{{"main;old", 3}}));
+  std::vector<std::string> values;
+  q.matchers.clear();
+  ASSERT_TRUE(s->LabelValues(q, "pid", &values).ok());
+  EXPECT_EQ(values, (std::vector<std::string>{"9"}));
+}
+
 // Retention drops whole hour partitions and trims the one the cutoff is in.
 TEST_P(ClickHouseStoreTest, RetentionDropsWholePartitions) {
   auto s = OpenOne();

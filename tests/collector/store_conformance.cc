@@ -21,6 +21,13 @@ SummaryRecord MakeRecord(const std::string& instance, uint64_t sequence,
   r.service = service;
   r.labels = labels;
   r.labels["service"] = service;
+  // A "pid" label is the process's pid, as the ingest service stores it (a
+  // process label, never a series label: process_labels.h).
+  auto pid = r.labels.find("pid");
+  if (pid != r.labels.end()) {
+    r.pid = std::stoll(pid->second);
+    r.labels.erase(pid);
+  }
   ProfileBuilder b;
   Profile* p = b.mutable_profile();
   p->mode = mode;

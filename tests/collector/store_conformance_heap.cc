@@ -183,7 +183,7 @@ TEST_P(StoreConformanceTest, HeapTypesStayApartFromCpu) {
   ASSERT_TRUE(store_->ListServices(&services).ok());
   ASSERT_EQ(services.size(), 1u);
   EXPECT_EQ(services[0].service, "api");
-  EXPECT_EQ(services[0].label_sets, (std::vector<Labels>{{{"pid", "1"}, {"service", "api"}}}));
+  EXPECT_EQ(services[0].label_sets, (std::vector<Labels>{{{"service", "api"}}}));
   EXPECT_EQ(services[0].first_seen_unix_nanos, kT0);
   EXPECT_EQ(services[0].last_seen_unix_nanos, to);
   ProfileQuery q;

@@ -141,7 +141,9 @@ TEST_F(SqliteStoreTest, StringsFramesAndStacksStoredOnce) {
   EXPECT_EQ(Count("SELECT count(*) FROM frames"), 4);  // main, work, hot, cold
   EXPECT_EQ(Count("SELECT count(*) FROM stacks"), 2);
   EXPECT_EQ(Count("SELECT count(*) FROM strings WHERE value = 'main'"), 1);
-  EXPECT_EQ(Count("SELECT count(*) FROM series"), 2);
+  // Two processes of one label set: one series, the pid kept per row.
+  EXPECT_EQ(Count("SELECT count(*) FROM series"), 1);
+  EXPECT_EQ(Count("SELECT count(DISTINCT pid) FROM samples"), 2);
   EXPECT_EQ(Count("SELECT count(*) FROM samples"), 20);  // one row per summary
   EXPECT_EQ(Count("SELECT count(*) FROM ingested"), 20);
 }
@@ -250,8 +252,8 @@ TEST_F(SqliteStoreTest, Version1DatabaseIsMigrated) {
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db,
-                         "DROP TABLE counters; DROP TABLE labeled_samples; UPDATE meta SET "
-                         "value='1' WHERE key='schema_version'",
+                         "DROP TABLE counters; DROP TABLE labeled_samples; ALTER TABLE samples "
+                         "DROP COLUMN pid; UPDATE meta SET value='1' WHERE key='schema_version'",
                          nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);
@@ -260,7 +262,8 @@ TEST_F(SqliteStoreTest, Version1DatabaseIsMigrated) {
   Status s = OpenStore("sqlite:" + path_, &store_);
   ASSERT_TRUE(s.ok()) << s.ToString();
   EXPECT_EQ(Count("SELECT value FROM meta WHERE key='schema_version'"), kSchemaVersion);
-  EXPECT_EQ(kSchemaVersion, 3);
+  EXPECT_EQ(kSchemaVersion, 4);
+  EXPECT_EQ(Count("SELECT count(*) FROM pragma_table_info('samples') WHERE name='pid'"), 1);
   EXPECT_EQ(Count("SELECT count(*) FROM sqlite_master WHERE name='labeled_samples'"), 1);
   ProfileQuery q;
   q.service = "api";
@@ -286,6 +289,68 @@ TEST_F(SqliteStoreTest, Version1DatabaseIsMigrated) {
   ASSERT_TRUE(OpenStore("sqlite:" + path_, &store_).ok());
   ASSERT_TRUE(store_->Counters(q, &counters).ok());
   EXPECT_EQ(counters.size(), 1u);
+}
+
+// A database of schema version 3 kept the pid in the series' labels (one
+// series per process). It is migrated to version 4 (pid per row) keeping
+// every sample and counter; selectors on pid select its old series by label
+// and new rows by column, and LabelValues lists both.
+TEST_F(SqliteStoreTest, Version3DatabaseWithPidSeriesIsMigrated) {
+  for (int pid = 1; pid <= 2; ++pid) {
+    SummaryRecord r = MakeRecord("old-" + std::to_string(pid), 1, "api", {}, kT0,
+                                 {{"main;old", 10 * pid}});
+    r.labels["pid"] = std::to_string(pid);  // as version 3 stored it
+    r.counters = {{"samples_dropped_ring_full", pid}};
+    ASSERT_TRUE(store_->Write(r, nullptr).ok());
+  }
+  store_.reset();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "ALTER TABLE samples DROP COLUMN pid; "
+                         "CREATE TABLE c3(series_id INTEGER NOT NULL, bucket_start INTEGER NOT "
+                         "NULL, mode_id INTEGER NOT NULL, name_id INTEGER NOT NULL, value INTEGER "
+                         "NOT NULL, PRIMARY KEY(series_id, bucket_start, mode_id, name_id)) "
+                         "WITHOUT ROWID; INSERT INTO c3 SELECT series_id, bucket_start, mode_id, "
+                         "name_id, value FROM counters; DROP TABLE counters; ALTER TABLE c3 "
+                         "RENAME TO counters; UPDATE meta SET value='3' WHERE key='schema_version'",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+
+  Status s = OpenStore("sqlite:" + path_, &store_);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(Count("SELECT value FROM meta WHERE key='schema_version'"), 4);
+  EXPECT_EQ(Count("SELECT count(*) FROM pragma_table_info('counters') WHERE name='pid'"), 1);
+  EXPECT_EQ(Count("SELECT sum(value) FROM counters"), 3);
+  // A new process of the same service: a new series without pid.
+  SummaryRecord r = MakeRecord("new", 1, "api", {{"pid", "3"}}, kT0 + 10 * kSecond,
+                               {{"main;new", 5}});
+  r.counters = {{"samples_dropped_ring_full", 4}};
+  ASSERT_TRUE(store_->Write(r, nullptr).ok());
+
+  ProfileQuery q;
+  q.service = "api";
+  q.from_unix_nanos = kT0;
+  q.to_unix_nanos = kT0 + 3600 * kSecond;
+  Profile p;
+  ASSERT_TRUE(store_->Query(q, &p).ok());
+  EXPECT_EQ(Folded(p), (std::map<std::string, int64_t>{{"main;old", 30}, {"main;new", 5}}));
+  for (const auto& [pid, want] : std::map<std::string, std::map<std::string, int64_t>>{
+           {"1", {{"main;old", 10}}}, {"2", {{"main;old", 20}}}, {"3", {{"main;new", 5}}}}) {
+    ProfileQuery one = q;
+    one.matchers = {{"pid", LabelMatcher::kEq, pid}};
+    ASSERT_TRUE(store_->Query(one, &p).ok());
+    EXPECT_EQ(Folded(p), want) << "pid " << pid;
+    std::map<std::string, int64_t> counters;
+    ASSERT_TRUE(store_->Counters(one, &counters).ok());
+    EXPECT_EQ(counters, (std::map<std::string, int64_t>{
+                            {"samples_dropped_ring_full", std::stoll(pid) == 3 ? 4 : std::stoll(pid)}}))
+        << "pid " << pid;
+  }
+  std::vector<std::string> values;
+  ASSERT_TRUE(store_->LabelValues(q, "pid", &values).ok());
+  EXPECT_EQ(values, (std::vector<std::string>{"1", "2", "3"}));
 }
 
 }  // namespace

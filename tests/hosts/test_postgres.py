@@ -239,6 +239,23 @@ try:
         print("info agent counters for %s: %s" % (SERVICE, counters(c, SERVICE)))
         check_sample_ratio(t, "samples of the postmaster and its short-lived backends", total,
                            run["server_cpu"], HZ, 0.5)
+        # Label cardinality: pgbench -C makes one backend process per
+        # transaction; pid is a process label (kept per write), so the
+        # service stays one label set while every backend stays queryable.
+        sets = [ls for s in c.get_json("/api/v1/services") if s["service"] == SERVICE
+                for ls in s["label_sets"]]
+        pids = c.label_values("pid", '{service_name="%s"}' % SERVICE)
+        t.check(1 <= len(sets) <= 10 and all("pid" not in ls for ls in sets),
+                "%d profiled processes (LabelValues pid), %d label set(s) in /api/v1/services "
+                "(<= 10, none with pid)" % (len(pids), len(sets)))
+        t.check(len(pids) >= 50, "LabelValues pid lists the backends (%d >= 50; %s transactions)"
+                % (len(pids), run["tx"]))
+        one = next((p for p in pids if p != str(run["pid"])), None)
+        if one is not None:
+            status, body = c.get("/api/v1/profile", service=SERVICE, selector='{pid="%s"}' % one,
+                                 format="folded", **{"from": "now-1h", "to": "now+1h"})
+            t.check(status == 200 and body.strip(), "profile of one backend ({pid=\"%s\"}): HTTP %d, "
+                    "%d bytes" % (one, status, len(body)))
         if base["tps"] and run["tps"]:
             print("info pgbench -C -c 4 -S -T %d: %.1f tps without agent, %.1f with: ratio %.3f"
                   % (BENCH_SECONDS, base["tps"], run["tps"], run["tps"] / base["tps"]))

@@ -109,6 +109,21 @@ class Collector:
             raise RuntimeError("%s -> %d %s" % (path, status, body[:500]))
         return json.loads(body)
 
+    def label_values(self, name, selector="{}", start_ms=None, end_ms=None):
+        """Values of label "name" (e.g. "pid": a process label, not in
+        /api/v1/services' label sets) through the Pyroscope Connect API's
+        LabelValues (JSON), over the last hour by default."""
+        now = int(time.time() * 1000)
+        body = {"name": name, "matchers": [selector],
+                "start": str(start_ms if start_ms is not None else now - 3600 * 1000),
+                "end": str(end_ms if end_ms is not None else now + 60 * 1000)}
+        req = urllib.request.Request(
+            self.http_url + "/querier.v1.QuerierService/LabelValues",
+            data=json.dumps(body).encode(), method="POST",
+            headers={"Content-Type": "application/json", "Connect-Protocol-Version": "1"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read()).get("names", [])
+
     def __enter__(self):
         return self.start()
 

@@ -89,8 +89,11 @@ with Collector() as c:
             (parent_pid, pfuncs.get("fixture_late_parent_work", 0)))
     t.check(pfuncs.get("fixture_late_child_work", 0) == 0, "no child samples under the parent's pid")
     sets = [s for s in c.get_json("/api/v1/services") if s["service"] == "late-fork"]
-    pids = sorted(ls.get("pid") for s in sets for ls in s["label_sets"])
-    t.check(str(child) in pids and str(parent_pid) in pids, "label sets list both pids: %s" % pids)
+    label_sets = [ls for s in sets for ls in s["label_sets"]]
+    t.check(len(label_sets) == 1 and "pid" not in label_sets[0],
+            "parent and child are one label set (pid is a process label): %s" % label_sets)
+    pids = c.label_values("pid", '{service_name="late-fork"}')
+    t.check(str(child) in pids and str(parent_pid) in pids, "LabelValues pid lists both pids: %s" % pids)
 
     # 2. Fork storm.
     env = agent_env(collector=c.grpc_addr, flush_ms=300, service="fork-storm",

@@ -29,7 +29,9 @@
 // the smallest write_id. So a summary re-sent to another collector, or two
 // collectors racing on the same summary, or an insert retried after a
 // timeout, is counted once, whatever merges have or have not run. Write
-// reports "duplicate" when a committed row for the identity already exists.
+// reports "duplicate" when a committed row for the identity already exists
+// (asked while the batch's rows are inserted: a duplicate's rows are stored
+// but get no mark, so they are never counted).
 //
 // Retention (DeleteBefore): partitions entirely before the cutoff are
 // dropped; the one partition the cutoff falls into is trimmed with ALTER

@@ -110,6 +110,7 @@ std::unique_ptr<httplib::Client> ClickHouseClient::Lease() {
   }
   auto c = std::make_unique<httplib::Client>(endpoint_.host, endpoint_.port);
   c->set_keep_alive(true);
+  c->set_tcp_nodelay(true);  // a POST is headers then body: no Nagle wait on the second write
   c->set_connection_timeout(kConnectTimeoutSeconds, 0);
   c->set_read_timeout(kReadTimeoutSeconds, 0);
   c->set_write_timeout(kReadTimeoutSeconds, 0);

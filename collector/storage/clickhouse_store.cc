@@ -23,6 +23,7 @@ namespace {
 constexpr int64_t kBucketNanos = 10LL * 1000 * 1000 * 1000;  // as SqliteStore
 constexpr int64_t kPartitionNanos = 3600LL * 1000 * 1000 * 1000;  // one hour
 constexpr size_t kMaxBatch = 256;
+constexpr std::chrono::milliseconds kMaxBatchWindow{20};
 constexpr size_t kMaxCacheEntries = 1 << 20;
 constexpr int kMutationWaitSeconds = 120;
 
@@ -359,20 +360,35 @@ Status ClickHouseStore::Write(const SummaryRecord& record, bool* duplicate) {
   w.record = &record;
   std::unique_lock<std::mutex> lock(queue_mu_);
   queue_.push_back(&w);
+  NoteConcurrency(queue_.size());
+  // A leader gathering its batch wants to hear of every new writer.
+  if (queue_.size() > 1) queue_.front()->cv.notify_one();
   while (!w.done && &w != queue_.front()) w.cv.wait(lock);
   if (!w.done) {
-    // This thread leads: commit everything queued so far in one batch.
+    // This thread leads. Every batch costs the server a few parts whatever
+    // its size, so wait a little for the writers that were in the last
+    // batches (each ingest stream has one summary in the store at a time,
+    // and they come back staggered): until as many are queued as recently
+    // were at once, or the window is over.
+    const auto deadline = std::chrono::steady_clock::now() + batch_window_;
+    while (queue_.size() < std::min(concurrency_, kMaxBatch) &&
+           w.cv.wait_until(lock, deadline) != std::cv_status::timeout) {
+    }
     std::vector<Writer*> batch;
     for (Writer* q : queue_) {
       batch.push_back(q);
       if (batch.size() >= kMaxBatch) break;
     }
     lock.unlock();
+    const auto t0 = std::chrono::steady_clock::now();
     {
       std::lock_guard<std::mutex> commit_lock(commit_mu_);
       CommitBatch(batch);
     }
+    const auto took = std::chrono::steady_clock::now() - t0;
     lock.lock();
+    // The window: a fifth of a commit, at most kMaxBatchWindow.
+    batch_window_ = std::min<std::chrono::steady_clock::duration>(took / 5, kMaxBatchWindow);
     for (Writer* q : batch) {
       queue_.pop_front();
       q->done = true;
@@ -382,6 +398,18 @@ Status ClickHouseStore::Write(const SummaryRecord& record, bool* duplicate) {
   }
   if (duplicate != nullptr) *duplicate = w.duplicate;
   return w.status;
+}
+
+void ClickHouseStore::NoteConcurrency(size_t queued) {
+  // The most writers queued at once over the last one to two seconds.
+  const auto now = std::chrono::steady_clock::now();
+  if (now - peak_since_ > std::chrono::seconds(1)) {
+    previous_peak_ = current_peak_;
+    current_peak_ = 0;
+    peak_since_ = now;
+  }
+  current_peak_ = std::max(current_peak_, queued);
+  concurrency_ = std::max(current_peak_, previous_peak_);
 }
 
 void ClickHouseStore::CommitBatch(const std::vector<Writer*>& batch) {
@@ -419,31 +447,30 @@ void ClickHouseStore::CommitBatch(const std::vector<Writer*>& batch) {
 
 Status ClickHouseStore::CommitOnNode(Node* node, const std::vector<Writer*>& writers) {
   ClickHouseClient* c = node->client.get();
-  // 1. Which identities are committed already (by any collector)?
+  // 1. Which identities are committed already (by any collector)? Asked on
+  // its own connection while the rows below are built and inserted: only the
+  // commit marks depend on the answer (a duplicate's rows, inserted without
+  // a mark, are never counted).
   std::string keys;
   for (Writer* w : writers) {
     if (!keys.empty()) keys += ",";
     keys += "(" + SqlString(w->record->agent_instance_id) + "," +
             std::to_string(w->record->sequence) + ")";
   }
-  std::string rows;
-  CH_RETURN_IF_ERROR(c->Select("SELECT DISTINCT agent_instance_id, sequence FROM " +
-                                   LocalTable("summaries") +
-                                   " WHERE (agent_instance_id, sequence) IN (" + keys + ")",
-                               &rows));
-  std::set<std::pair<std::string, uint64_t>> committed;
-  RowBinaryReader rd(rows);
-  while (!rd.AtEnd()) {
-    std::pair<std::string, uint64_t> k;
-    if (!rd.String(&k.first) || !rd.UInt64(&k.second)) {
-      return Status::Corruption("clickhouse: malformed RowBinary result");
-    }
-    committed.insert(std::move(k));
-  }
+  auto f_committed = std::async(std::launch::async, [c, this, keys] {
+    std::string rows;
+    Status s = c->Select("SELECT DISTINCT agent_instance_id, sequence FROM " +
+                             LocalTable("summaries") + " WHERE (agent_instance_id, sequence) IN (" +
+                             keys + ")",
+                         &rows);
+    return std::make_pair(s, std::move(rows));
+  });
 
   // 2. Rows for everything new.
   static thread_local std::mt19937_64 rng{std::random_device{}()};
-  RowBinaryWriter frames, stacks, samples, summaries, labeled_samples;
+  RowBinaryWriter frames, stacks, samples, labeled_samples;
+  std::vector<RowBinaryWriter> marks(writers.size());  // each writer's summaries row
+  std::set<std::pair<std::string, uint64_t>> in_batch;
   std::vector<LabeledEntry> labeled;
   std::vector<uint64_t> new_frames, new_stacks;
   std::unordered_set<uint64_t> batch_frames, batch_stacks;
@@ -451,10 +478,11 @@ Status ClickHouseStore::CommitOnNode(Node* node, const std::vector<Writer*>& wri
   std::unordered_map<uint64_t, int64_t> counts;
   std::unordered_map<uint64_t, std::pair<bool, std::vector<uint64_t>>> stack_defs;
   std::unique_lock<std::mutex> known_lock(node->known_mu);
-  for (Writer* w : writers) {
+  for (size_t wi = 0; wi < writers.size(); ++wi) {
+    Writer* w = writers[wi];
     const SummaryRecord& r = *w->record;
-    if (!committed.insert({r.agent_instance_id, r.sequence}).second) {
-      w->duplicate = true;  // stored before, or earlier in this batch
+    if (!in_batch.insert({r.agent_instance_id, r.sequence}).second) {
+      w->duplicate = true;  // earlier in this batch
       continue;
     }
     const Profile& p = r.profile;
@@ -522,41 +550,43 @@ Status ClickHouseStore::CommitOnNode(Node* node, const std::vector<Writer*>& wri
     for (const auto& [name, value] : r.counters) {
       if (!name.empty() && value != 0) counters.emplace_back(name, value);
     }
-    summaries.Int64(bucket);
-    summaries.String(r.agent_instance_id);
-    summaries.UInt64(r.sequence);
-    summaries.UInt64(write_id);
-    summaries.String(r.service);
-    summaries.UInt64(series);
-    summaries.String(labels);
-    summaries.String(p.mode);
-    summaries.Int64(p.period_nanos);
-    summaries.Int64(p.start_unix_nanos);
-    summaries.Int64(std::max(p.start_unix_nanos, p.end_unix_nanos));
-    summaries.ArraySize(counters.size());
-    for (const auto& kv : counters) summaries.String(kv.first);
-    summaries.ArraySize(counters.size());
-    for (const auto& kv : counters) summaries.Int64(kv.second);
-    summaries.Int64(r.pid);
+    RowBinaryWriter& mark = marks[wi];
+    mark.Int64(bucket);
+    mark.String(r.agent_instance_id);
+    mark.UInt64(r.sequence);
+    mark.UInt64(write_id);
+    mark.String(r.service);
+    mark.UInt64(series);
+    mark.String(labels);
+    mark.String(p.mode);
+    mark.Int64(p.period_nanos);
+    mark.Int64(p.start_unix_nanos);
+    mark.Int64(std::max(p.start_unix_nanos, p.end_unix_nanos));
+    mark.ArraySize(counters.size());
+    for (const auto& kv : counters) mark.String(kv.first);
+    mark.ArraySize(counters.size());
+    for (const auto& kv : counters) mark.Int64(kv.second);
+    mark.Int64(r.pid);
   }
   known_lock.unlock();
-  if (summaries.size() == 0) return Status::OK();  // all duplicates
 
-  // 3. Inserts: frames, stacks and samples at once (each on its own
-  // connection), the commit mark (summaries) only after all three are
-  // confirmed. Each INSERT is one block, stored atomically; rows of a write
-  // whose mark never arrives are never counted.
-  auto insert = [c, this](const char* table, const char* columns, const RowBinaryWriter* data) {
-    if (data->size() == 0) return Status::OK();
-    return c->Insert(LocalTable(table) + " (" + ColumnNames(columns) + ")", data->data());
+  // 3. Inserts: frames, stacks, samples and labelled samples at once (each
+  // on its own connection), the commit marks (summaries) only after all of
+  // them are confirmed. Each INSERT is one block, stored atomically; rows of
+  // a write whose mark never arrives are never counted.
+  auto insert = [c, this](const char* table, const char* columns, const std::string* data) {
+    if (data->empty()) return Status::OK();
+    return c->Insert(LocalTable(table) + " (" + ColumnNames(columns) + ")", *data);
   };
-  auto f_frames = std::async(std::launch::async, insert, "frames", kFramesColumns, &frames);
-  auto f_stacks = std::async(std::launch::async, insert, "stacks", kStacksColumns, &stacks);
-  Status s_samples = insert("samples", kSamplesColumns, &samples);
-  if (s_samples.ok()) {
-    s_samples = insert("labeled_samples", kLabeledSamplesColumns, &labeled_samples);
-  }
-  Status s_frames = f_frames.get(), s_stacks = f_stacks.get();
+  auto f_frames =
+      std::async(std::launch::async, insert, "frames", kFramesColumns, &frames.data());
+  auto f_stacks =
+      std::async(std::launch::async, insert, "stacks", kStacksColumns, &stacks.data());
+  auto f_labeled = std::async(std::launch::async, insert, "labeled_samples",
+                              kLabeledSamplesColumns, &labeled_samples.data());
+  Status s_samples = insert("samples", kSamplesColumns, &samples.data());
+  Status s_frames = f_frames.get(), s_stacks = f_stacks.get(), s_labeled = f_labeled.get();
+  auto [s_committed, committed_rows] = f_committed.get();
   CH_RETURN_IF_ERROR(s_frames);
   CH_RETURN_IF_ERROR(s_stacks);
   {
@@ -571,6 +601,27 @@ Status ClickHouseStore::CommitOnNode(Node* node, const std::vector<Writer*>& wri
     node->known_stacks.insert(new_stacks.begin(), new_stacks.end());
   }
   CH_RETURN_IF_ERROR(s_samples);
+  CH_RETURN_IF_ERROR(s_labeled);
+  CH_RETURN_IF_ERROR(s_committed);
+  std::set<std::pair<std::string, uint64_t>> committed;
+  RowBinaryReader rd(committed_rows);
+  while (!rd.AtEnd()) {
+    std::pair<std::string, uint64_t> k;
+    if (!rd.String(&k.first) || !rd.UInt64(&k.second)) {
+      return Status::Corruption("clickhouse: malformed RowBinary result");
+    }
+    committed.insert(std::move(k));
+  }
+  std::string summaries;
+  for (size_t wi = 0; wi < writers.size(); ++wi) {
+    Writer* w = writers[wi];
+    if (w->duplicate) continue;
+    if (committed.count({w->record->agent_instance_id, w->record->sequence})) {
+      w->duplicate = true;  // stored before, by this collector or another
+      continue;
+    }
+    summaries += marks[wi].data();
+  }
   return insert("summaries", kSummariesColumns, &summaries);
 }
 
@@ -759,6 +810,71 @@ Status ClickHouseStore::LoadStacks(const std::vector<uint64_t>& hashes,
   return Status::OK();
 }
 
+Status ClickHouseStore::FetchFrames(const std::string& where,
+                                    std::unordered_map<uint64_t, Frame>* out) {
+  // No GROUP BY: a frame not merged yet may come twice, the same both times
+  // (its hash is of its fields).
+  std::string rows;
+  CH_RETURN_IF_ERROR(reader_->client->Select(
+      "SELECT hash, function, file, line, module, build_id, inlined FROM frames WHERE " + where,
+      &rows));
+  RowBinaryReader rd(rows);
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  if (frame_cache_.size() > kMaxCacheEntries) frame_cache_.clear();
+  while (!rd.AtEnd()) {
+    uint64_t h;
+    uint8_t inlined;
+    Frame f;
+    if (!rd.UInt64(&h) || !rd.String(&f.function) || !rd.String(&f.file) || !rd.Int64(&f.line) ||
+        !rd.String(&f.module) || !rd.String(&f.build_id) || !rd.UInt8(&inlined)) {
+      return Status::Corruption("clickhouse: malformed frame row");
+    }
+    f.inlined = inlined != 0;
+    frame_cache_[h] = f;
+    (*out)[h] = std::move(f);
+  }
+  return Status::OK();
+}
+
+Status ClickHouseStore::LoadStacksAndFrames(const std::vector<uint64_t>& hashes,
+                                            std::unordered_map<uint64_t, StackRow>* stacks,
+                                            std::unordered_map<uint64_t, Frame>* frames) {
+  // Stacks not cached: their frames are asked for at the same time as they
+  // are (one round trip, not two).
+  std::vector<uint64_t> uncached;
+  {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    for (uint64_t h : hashes) {
+      if (!stack_cache_.count(h)) uncached.push_back(h);
+    }
+  }
+  std::future<Status> f_frames;
+  std::unordered_map<uint64_t, Frame> fetched;
+  if (!uncached.empty()) {
+    f_frames = std::async(std::launch::async, [this, &uncached, &fetched] {
+      return FetchFrames("hash IN (SELECT arrayJoin(frames) FROM stacks WHERE hash IN (" +
+                             Join(uncached) + "))",
+                         &fetched);
+    });
+  }
+  Status s = LoadStacks(hashes, stacks);
+  if (f_frames.valid()) {
+    Status fs = f_frames.get();
+    if (s.ok()) s = fs;
+  }
+  CH_RETURN_IF_ERROR(s);
+  frames->insert(fetched.begin(), fetched.end());
+  std::vector<uint64_t> frame_hashes;
+  for (const auto& kv : *stacks) {
+    for (uint64_t fh : kv.second.frames) {
+      if (!frames->count(fh)) frame_hashes.push_back(fh);
+    }
+  }
+  std::sort(frame_hashes.begin(), frame_hashes.end());
+  frame_hashes.erase(std::unique(frame_hashes.begin(), frame_hashes.end()), frame_hashes.end());
+  return LoadFrames(frame_hashes, frames);
+}
+
 Status ClickHouseStore::LoadFrames(const std::vector<uint64_t>& hashes,
                                    std::unordered_map<uint64_t, Frame>* out) {
   std::vector<uint64_t> missing;
@@ -775,27 +891,7 @@ Status ClickHouseStore::LoadFrames(const std::vector<uint64_t>& hashes,
     }
   }
   if (missing.empty()) return Status::OK();
-  std::string rows;
-  CH_RETURN_IF_ERROR(reader_->client->Select(
-      "SELECT hash, any(function), any(file), any(line), any(module), any(build_id), "
-      "any(inlined) FROM frames WHERE hash IN (" +
-          Join(missing) + ") GROUP BY hash",
-      &rows));
-  RowBinaryReader rd(rows);
-  std::lock_guard<std::mutex> lock(cache_mu_);
-  if (frame_cache_.size() + missing.size() > kMaxCacheEntries) frame_cache_.clear();
-  while (!rd.AtEnd()) {
-    uint64_t h;
-    uint8_t inlined;
-    Frame f;
-    if (!rd.UInt64(&h) || !rd.String(&f.function) || !rd.String(&f.file) || !rd.Int64(&f.line) ||
-        !rd.String(&f.module) || !rd.String(&f.build_id) || !rd.UInt8(&inlined)) {
-      return Status::Corruption("clickhouse: malformed frame row");
-    }
-    f.inlined = inlined != 0;
-    frame_cache_[h] = f;
-    (*out)[h] = std::move(f);
-  }
+  CH_RETURN_IF_ERROR(FetchFrames("hash IN (" + Join(missing) + ")", out));
   for (uint64_t h : missing) {
     if (!out->count(h)) return Status::Corruption("clickhouse: frame " + std::to_string(h) +
                                                   " missing");
@@ -823,11 +919,21 @@ Status ClickHouseStore::Query(const ProfileQuery& sample_query, Profile* out) {
     *out = builder.Release();
     return Status::OK();
   }
+  // The labelled samples (sample_labels.h) are asked for at the same time.
+  const std::string where = SamplesWhere(query, series, process_sql);
+  std::string labeled_rows;
+  auto f_labeled = std::async(std::launch::async, [this, &where, &labeled_rows] {
+    return reader_->client->Select("SELECT entries FROM labeled_samples WHERE " + where,
+                                   &labeled_rows);
+  });
   std::string rows;
-  CH_RETURN_IF_ERROR(reader_->client->Select(
-      "SELECT mode, stack, sum(count), min(bucket), max(bucket) FROM samples WHERE " +
-          SamplesWhere(query, series, process_sql) + " GROUP BY mode, stack",
-      &rows));
+  Status s_samples = reader_->client->Select(
+      "SELECT mode, stack, sum(count), min(bucket), max(bucket) FROM samples WHERE " + where +
+          " GROUP BY mode, stack",
+      &rows);
+  Status s_labeled = f_labeled.get();
+  CH_RETURN_IF_ERROR(s_samples);
+  CH_RETURN_IF_ERROR(s_labeled);
   std::map<uint64_t, int64_t> counts;
   std::map<std::string, int64_t> mode_counts;
   int64_t min_bucket = std::numeric_limits<int64_t>::max();
@@ -861,21 +967,11 @@ Status ClickHouseStore::Query(const ProfileQuery& sample_query, Profile* out) {
   std::vector<uint64_t> hashes;
   for (const auto& kv : counts) hashes.push_back(kv.first);
   std::unordered_map<uint64_t, StackRow> stacks;
-  CH_RETURN_IF_ERROR(LoadStacks(hashes, &stacks));
-  std::vector<uint64_t> frame_hashes;
-  for (const auto& kv : stacks) {
-    frame_hashes.insert(frame_hashes.end(), kv.second.frames.begin(), kv.second.frames.end());
-  }
-  std::sort(frame_hashes.begin(), frame_hashes.end());
-  frame_hashes.erase(std::unique(frame_hashes.begin(), frame_hashes.end()), frame_hashes.end());
   std::unordered_map<uint64_t, Frame> frames;
-  CH_RETURN_IF_ERROR(LoadFrames(frame_hashes, &frames));
+  CH_RETURN_IF_ERROR(LoadStacksAndFrames(hashes, &stacks, &frames));
   // Split by sample labels (sample_labels.h).
   for (const auto& [hash, n] : counts) labeled.AddStack(hash, n);
-  CH_RETURN_IF_ERROR(reader_->client->Select(
-      "SELECT entries FROM labeled_samples WHERE " + SamplesWhere(query, series, process_sql),
-      &rows));
-  RowBinaryReader entries(rows);
+  RowBinaryReader entries(labeled_rows);
   while (!entries.AtEnd()) {
     std::string blob;
     if (!entries.String(&blob) || !labeled.AddLabeled(blob)) {
@@ -994,14 +1090,9 @@ Status ClickHouseStore::Series(const ProfileQuery& sample_query, int64_t step_na
   std::unordered_map<uint64_t, bool> has_function;
   if (!function.empty()) {
     std::unordered_map<uint64_t, StackRow> stacks;
-    CH_RETURN_IF_ERROR(LoadStacks(std::vector<uint64_t>(stack_set.begin(), stack_set.end()),
-                                  &stacks));
-    std::vector<uint64_t> fhs;
-    for (const auto& kv : stacks) fhs.insert(fhs.end(), kv.second.frames.begin(), kv.second.frames.end());
-    std::sort(fhs.begin(), fhs.end());
-    fhs.erase(std::unique(fhs.begin(), fhs.end()), fhs.end());
     std::unordered_map<uint64_t, Frame> frames;
-    CH_RETURN_IF_ERROR(LoadFrames(fhs, &frames));
+    CH_RETURN_IF_ERROR(LoadStacksAndFrames(
+        std::vector<uint64_t>(stack_set.begin(), stack_set.end()), &stacks, &frames));
     for (const auto& [h, row] : stacks) {
       bool found = false;
       for (uint64_t fh : row.frames) found |= frames[fh].function == function;

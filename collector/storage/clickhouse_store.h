@@ -29,15 +29,21 @@
 // the smallest write_id. So a summary re-sent to another collector, or two
 // collectors racing on the same summary, or an insert retried after a
 // timeout, is counted once, whatever merges have or have not run. Write
-// reports "duplicate" when a committed row for the identity already exists.
+// reports "duplicate" when a committed row for the identity already exists
+// (asked while the batch's rows are inserted: a duplicate's rows are stored
+// but get no mark, so they are never counted).
 //
 // Retention (DeleteBefore): partitions entirely before the cutoff are
 // dropped; the one partition the cutoff falls into is trimmed with ALTER
 // DELETE (a mutation the store waits for) when it holds rows to delete.
 //
-// Thread-safe. Concurrent Writes are grouped into one batch of inserts.
+// Thread-safe. Concurrent Writes are grouped into one batch of inserts (the
+// leader of a batch waits up to a fifth of the last commit's time, at most
+// 20 ms, for as many writers as were recently queued at once); one batch is
+// committed at a time.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <memory>
@@ -122,14 +128,29 @@ class ClickHouseStore : public Store {
   Status LoadStacks(const std::vector<uint64_t>& hashes,
                     std::unordered_map<uint64_t, StackRow>* out);
   Status LoadFrames(const std::vector<uint64_t>& hashes, std::unordered_map<uint64_t, Frame>* out);
+  // The frames matching "where" (SQL over frames.hash), into "out" and the cache.
+  Status FetchFrames(const std::string& where, std::unordered_map<uint64_t, Frame>* out);
+  // The stacks of "hashes" and all their frames, from the caches or the
+  // server (a stack's frames asked for together with the stack).
+  Status LoadStacksAndFrames(const std::vector<uint64_t>& hashes,
+                             std::unordered_map<uint64_t, StackRow>* stacks,
+                             std::unordered_map<uint64_t, Frame>* frames);
 
   std::vector<std::unique_ptr<Node>> nodes_;  // sorted by host:port
   Node* reader_ = nullptr;                    // queries go to the first node
   std::string cluster_;                       // empty: one node
   std::string version_;
 
+  // Records "queued" writers waiting at once (GUARDED_BY(queue_mu_)).
+  void NoteConcurrency(size_t queued);
+
   std::mutex queue_mu_;
   std::deque<Writer*> queue_;  // GUARDED_BY(queue_mu_)
+  // How long a batch's leader waits for more writers, and for how many.
+  std::chrono::steady_clock::duration batch_window_{};  // GUARDED_BY(queue_mu_)
+  size_t concurrency_ = 1;                               // GUARDED_BY(queue_mu_)
+  size_t current_peak_ = 0, previous_peak_ = 0;          // GUARDED_BY(queue_mu_)
+  std::chrono::steady_clock::time_point peak_since_;     // GUARDED_BY(queue_mu_)
   std::mutex commit_mu_;       // one batch at a time
 
   std::mutex cache_mu_;

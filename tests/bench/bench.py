@@ -2034,6 +2034,8 @@ def section_collector(env, res):
             ch = ClickHouseServers(1)
             ch.__enter__()
             argv += ["--clickhouse", ch.uri(0, "bench")]
+            if "--clickhouse-pid" in help_text:
+                argv += ["--clickhouse-pid", str(ch.procs[0].pid)]
         except Exception as ex:  # reported, the SQLite figures still run
             out["clickhouse_error"] = str(ex)
             log("collector: clickhouse-server did not start: %s" % ex)

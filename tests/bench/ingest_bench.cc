@@ -20,13 +20,18 @@
 // ClickHouseStore on the same database: two collectors, the agents split
 // between them); the query data is written to ClickHouse too and both engines
 // are timed side by side; stored bytes per sample are printed for SQLite,
-// ClickHouse and one gzip pprof per summary.
+// ClickHouse and one gzip pprof per summary. With --clickhouse-pid PID (the
+// local clickhouse-server's) each ClickHouse ingest run also prints the CPU
+// time that server and this process (agents and collectors) used, to tell a
+// saturated server from a waiting collector.
 //
 //   ingest_bench [--only ingest|query] [--agents 8] [--summaries 200]
 //                [--stacks 200] [--services 50] [--hours 24] [--flush-s 60]
-//                [--clickhouse clickhouse://127.0.0.1:8123/bench]
+//                [--clickhouse clickhouse://127.0.0.1:8123/bench [--clickhouse-pid PID]]
 #include <grpcpp/grpcpp.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -34,7 +39,10 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -160,6 +168,28 @@ IngestResult Drive(const std::vector<std::string>& targets,
   return r;
 }
 
+// CPU seconds (user + system) process "pid" has used; -1 if unknown.
+double ProcessCpuSeconds(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t paren = stat.rfind(')');
+  if (paren == std::string::npos) return -1;
+  std::istringstream fields(stat.substr(paren + 2));
+  std::string f;
+  double utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && fields >> f; ++i) {  // field numbers as in proc(5)
+    if (i == 14) utime = std::stod(f);
+    if (i == 15) stime = std::stod(f);
+  }
+  return (utime + stime) / sysconf(_SC_CLK_TCK);
+}
+
+double SelfCpuSeconds() {
+  rusage u;
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec + u.ru_stime.tv_sec + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
 // Opens "uri" on an empty database (ClickHouse: the database is dropped).
 std::unique_ptr<Store> OpenFresh(const std::string& uri) {
   if (uri.rfind("clickhouse://", 0) == 0) {
@@ -187,7 +217,7 @@ std::unique_ptr<Store> OpenFresh(const std::string& uri) {
 }
 
 void RunIngest(int agents, int summaries, int stacks, const std::string& dir,
-               const std::string& clickhouse) {
+               const std::string& clickhouse, int clickhouse_pid) {
   std::vector<std::vector<v1::IngestRequest>> per_agent(agents);
   const int64_t t0 = (1700000000LL) * 1000000000LL;
   for (int a = 0; a < agents; ++a) {
@@ -281,8 +311,18 @@ void RunIngest(int agents, int summaries, int stacks, const std::string& dir,
     for (int a = 0; a < agents; ++a) {
       targets.push_back("127.0.0.1:" + std::to_string(servers[a % collectors]->port()));
     }
+    const double server0 = clickhouse_pid > 0 ? ProcessCpuSeconds(clickhouse_pid) : -1;
+    const double self0 = SelfCpuSeconds();
     IngestResult r = Drive(targets, per_agent);
+    const double self_cpu = SelfCpuSeconds() - self0;
     report(collectors == 1 ? "clickhouse" : "clickhouse2", r, noop_rate);
+    if (server0 >= 0) {
+      const double server_cpu = ProcessCpuSeconds(clickhouse_pid) - server0;
+      printf("    cpu: clickhouse-server %.2f s (%.0f%% of one core, %.1f ms a summary), this "
+             "process %.2f s (%.0f%%), over %.2f s\n",
+             server_cpu, 100 * server_cpu / r.seconds, 1000 * server_cpu / r.summaries, self_cpu,
+             100 * self_cpu / r.seconds, r.seconds);
+    }
     for (auto& srv : servers) srv->Stop();
   }
 }
@@ -371,9 +411,10 @@ void RunQuery(int services, int hours, int flush_s, int stacks, int queries,
            static_cast<double>(bytes) / total_samples.load(), pprof_bytes_per_sample);
 
     std::mt19937 rng(7);
+    std::set<std::string> queried;  // a service's first query finds no cache warm
     for (int range_h : {1, 24}) {
       if (range_h > hours) continue;
-      std::vector<double> ms;
+      std::vector<double> ms, cold_ms;
       int64_t samples = 0;
       size_t distinct = 0;
       for (int q = 0; q < queries; ++q) {
@@ -385,6 +426,7 @@ void RunQuery(int services, int hours, int flush_s, int stacks, int queries,
         auto t0 = Clock::now();
         Status qs = store->Query(pq, &p);
         ms.push_back(Seconds(t0, Clock::now()) * 1000);
+        if (queried.insert(pq.service).second) cold_ms.push_back(ms.back());
         if (!qs.ok()) {
           fprintf(stderr, "query: %s\n", qs.ToString().c_str());
           abort();
@@ -396,6 +438,12 @@ void RunQuery(int services, int hours, int flush_s, int stacks, int queries,
              "queries; %lld samples, %zu stacks each)\n",
              engine.c_str(), range_h, Percentile(ms, 0.5), Percentile(ms, 0.99),
              Percentile(ms, 1.0), queries, static_cast<long long>(samples), distinct);
+      if (!cold_ms.empty()) {
+        printf("  %s   of which a service's first query: p50 %.1f ms  p99 %.1f ms  (%zu "
+               "queries)\n",
+               engine.c_str(), Percentile(cold_ms, 0.5), Percentile(cold_ms, 0.99),
+               cold_ms.size());
+      }
     }
   }
 }
@@ -408,6 +456,7 @@ int main(int argc, char** argv) {
   int agents = 8, summaries = 200, stacks = 200, services = 50, hours = 24, flush_s = 60,
       qstacks = 100, queries = 100;
   std::string clickhouse;
+  int clickhouse_pid = 0;
   app.add_option("--only", only, "ingest or query");
   app.add_option("--agents", agents);
   app.add_option("--summaries", summaries, "per agent");
@@ -419,11 +468,18 @@ int main(int argc, char** argv) {
   app.add_option("--queries", queries);
   app.add_option("--clickhouse", clickhouse,
                  "also ingest into and query ClickHouse at this URI (its database is dropped)");
+  app.add_option("--clickhouse-pid", clickhouse_pid,
+                 "pid of the clickhouse-server behind --clickhouse: report its CPU use");
   CLI11_PARSE(app, argc, argv);
+  double load[3] = {0, 0, 0};
+  if (getloadavg(load, 3) == 3) {
+    printf("load average at start: %.2f %.2f %.2f (%ld CPUs)\n", load[0], load[1], load[2],
+           sysconf(_SC_NPROCESSORS_ONLN));
+  }
 
   char tmpl[] = "/tmp/stackstream-ingest-bench-XXXXXX";
   std::string dir = mkdtemp(tmpl);
-  if (only.empty() || only == "ingest") RunIngest(agents, summaries, stacks, dir, clickhouse);
+  if (only.empty() || only == "ingest") RunIngest(agents, summaries, stacks, dir, clickhouse, clickhouse_pid);
   if (only.empty() || only == "query") RunQuery(services, hours, flush_s, qstacks, queries, dir, clickhouse);
   std::filesystem::remove_all(dir);
   return 0;

@@ -216,6 +216,16 @@ def test_plugin(c):
     total = p.total()
     hot = [s for s in p.samples if stack_has(s, "fixture_plugin_hot")]
     n = sum(s.values[0] for s in hot)
+    if not (n >= 0.6 * total and total > 50):
+        # What the samples were instead, and what the agent counted.
+        leaves = {}
+        for smp in p.samples:
+            leaf = smp.stack[0] if smp.stack else None
+            key = "%s (%s)" % (leaf.function, leaf.module) if leaf else "<empty>"
+            leaves[key] = leaves.get(key, 0) + smp.values[0]
+        print("  leaves: %s" % sorted(leaves.items(), key=lambda kv: -kv[1])[:6])
+        print("  comments: %s" % p.comments)
+        print("  stderr: %s" % err[-600:])
     check(n >= 0.6 * total and total > 50,
           "%d of %d samples resolve to fixture_plugin_hot" % (n, total))
     mods = set(f.module for s in hot for f in s.stack if f.function == "fixture_plugin_hot")

@@ -191,6 +191,38 @@ Status TakeProcessSql(ProfileQuery* query, std::string* sql) {
   return Status::OK();
 }
 
+// Copies the cached entries of "hashes" that "*out" lacks into it and
+// returns the hashes the cache does not have. REQUIRES: the cache's mutex.
+template <typename Value>
+std::vector<uint64_t> TakeCached(const std::vector<uint64_t>& hashes,
+                                 const std::unordered_map<uint64_t, Value>& cache,
+                                 std::unordered_map<uint64_t, Value>* out) {
+  std::vector<uint64_t> missing;
+  for (uint64_t h : hashes) {
+    if (out->count(h)) continue;
+    auto it = cache.find(h);
+    if (it != cache.end()) {
+      (*out)[h] = it->second;
+    } else {
+      missing.push_back(h);
+    }
+  }
+  return missing;
+}
+
+// Corruption when a fetched "what" (stack, frame) did not come back.
+template <typename Value>
+Status AllFound(const std::vector<uint64_t>& hashes, const std::unordered_map<uint64_t, Value>& got,
+                const char* what) {
+  for (uint64_t h : hashes) {
+    if (!got.count(h)) {
+      return Status::Corruption(std::string("clickhouse: ") + what + " " + std::to_string(h) +
+                                " missing");
+    }
+  }
+  return Status::OK();
+}
+
 std::string RangeSql(const ProfileQuery& q) {
   Range r = RangeOf(q);
   std::string out;
@@ -770,14 +802,7 @@ Status ClickHouseStore::LoadStacks(const std::vector<uint64_t>& hashes,
   std::vector<uint64_t> missing;
   {
     std::lock_guard<std::mutex> lock(cache_mu_);
-    for (uint64_t h : hashes) {
-      auto it = stack_cache_.find(h);
-      if (it != stack_cache_.end()) {
-        (*out)[h] = it->second;
-      } else {
-        missing.push_back(h);
-      }
-    }
+    missing = TakeCached(hashes, stack_cache_, out);
   }
   if (missing.empty()) return Status::OK();
   std::string rows;
@@ -803,11 +828,7 @@ Status ClickHouseStore::LoadStacks(const std::vector<uint64_t>& hashes,
     stack_cache_[h] = row;
     (*out)[h] = std::move(row);
   }
-  for (uint64_t h : missing) {
-    if (!out->count(h)) return Status::Corruption("clickhouse: stack " + std::to_string(h) +
-                                                  " missing");
-  }
-  return Status::OK();
+  return AllFound(missing, *out, "stack");
 }
 
 Status ClickHouseStore::FetchFrames(const std::string& where,
@@ -880,23 +901,11 @@ Status ClickHouseStore::LoadFrames(const std::vector<uint64_t>& hashes,
   std::vector<uint64_t> missing;
   {
     std::lock_guard<std::mutex> lock(cache_mu_);
-    for (uint64_t h : hashes) {
-      if (out->count(h)) continue;
-      auto it = frame_cache_.find(h);
-      if (it != frame_cache_.end()) {
-        (*out)[h] = it->second;
-      } else {
-        missing.push_back(h);
-      }
-    }
+    missing = TakeCached(hashes, frame_cache_, out);
   }
   if (missing.empty()) return Status::OK();
   CH_RETURN_IF_ERROR(FetchFrames("hash IN (" + Join(missing) + ")", out));
-  for (uint64_t h : missing) {
-    if (!out->count(h)) return Status::Corruption("clickhouse: frame " + std::to_string(h) +
-                                                  " missing");
-  }
-  return Status::OK();
+  return AllFound(missing, *out, "frame");
 }
 
 Status ClickHouseStore::Query(const ProfileQuery& sample_query, Profile* out) {

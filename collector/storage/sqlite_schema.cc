@@ -69,16 +69,10 @@ CREATE TABLE IF NOT EXISTS counters(
 // Version 4 (pid per write): the samples and counters tables of an older
 // database get their pid column (0: the pid is in the series' labels).
 constexpr char kAddSamplesPid[] = "ALTER TABLE samples ADD COLUMN pid INTEGER NOT NULL DEFAULT 0";
-constexpr char kRebuildCounters[] = R"sql(
-ALTER TABLE counters RENAME TO counters_v3;
-CREATE TABLE counters(
-  series_id INTEGER NOT NULL,
-  bucket_start INTEGER NOT NULL,
-  mode_id INTEGER NOT NULL,
-  pid INTEGER NOT NULL,
-  name_id INTEGER NOT NULL,
-  value INTEGER NOT NULL,
-  PRIMARY KEY(series_id, bucket_start, mode_id, pid, name_id)) WITHOUT ROWID;
+// Counters get pid in their key: the old table is renamed, kDdl creates the
+// new one, the rows are copied over.
+constexpr char kRenameOldCounters[] = "ALTER TABLE counters RENAME TO counters_v3";
+constexpr char kCopyOldCounters[] = R"sql(
 INSERT INTO counters(series_id, bucket_start, mode_id, pid, name_id, value)
   SELECT series_id, bucket_start, mode_id, 0, name_id, value FROM counters_v3;
 DROP TABLE counters_v3;
@@ -103,7 +97,11 @@ Status AddPidColumns(SqliteConnection* conn) {
   Status s = HasColumn(conn, kSamplesHasPid, &has);
   if (s.ok() && !has) s = conn->Exec(kAddSamplesPid);
   if (s.ok()) s = HasColumn(conn, kCountersHasPid, &has);
-  if (s.ok() && !has) s = conn->Exec(kRebuildCounters);
+  if (s.ok() && !has) {
+    s = conn->Exec(kRenameOldCounters);
+    if (s.ok()) s = conn->Exec(kDdl);
+    if (s.ok()) s = conn->Exec(kCopyOldCounters);
+  }
   return s;
 }
 

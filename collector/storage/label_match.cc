@@ -2,6 +2,8 @@
 
 #include <re2/re2.h>
 
+#include <utility>
+
 #include "storage/varint.h"
 
 namespace stackstream {
@@ -84,6 +86,16 @@ bool DecodeLabels(const std::string& encoded, Labels* out) {
     pos += n;
   }
   return true;
+}
+
+void TakeMatchers(ProfileQuery* query, bool (*is_key)(const std::string&),
+                  std::vector<LabelMatcher>* taken) {
+  taken->clear();
+  std::vector<LabelMatcher> rest;
+  for (LabelMatcher& m : query->matchers) {
+    (is_key(m.name) ? taken : &rest)->push_back(std::move(m));
+  }
+  query->matchers = std::move(rest);
 }
 
 }  // namespace collector

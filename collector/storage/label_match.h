@@ -51,6 +51,12 @@ class CompiledMatchers {
   std::vector<Entry> entries_;
 };
 
+// Moves the matchers whose label name "is_key" accepts out of "query" into
+// "*taken" (sample labels, process labels: matched per sample or per write,
+// not per series).
+void TakeMatchers(ProfileQuery* query, bool (*is_key)(const std::string&),
+                  std::vector<LabelMatcher>* taken);
+
 // Canonical, order-preserving binary form of a label set (varint-length
 // prefixed key/value pairs in key order), used as the series key.
 std::string EncodeLabels(const Labels& labels);

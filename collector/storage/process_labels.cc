@@ -1,19 +1,12 @@
 #include "storage/process_labels.h"
 
-#include <utility>
-
 namespace stackstream {
 namespace collector {
 
 bool IsProcessLabelKey(const std::string& key) { return key == kPidLabel; }
 
 void TakeProcessMatchers(ProfileQuery* query, std::vector<LabelMatcher>* process) {
-  process->clear();
-  std::vector<LabelMatcher> rest;
-  for (LabelMatcher& m : query->matchers) {
-    (IsProcessLabelKey(m.name) ? process : &rest)->push_back(std::move(m));
-  }
-  query->matchers = std::move(rest);
+  TakeMatchers(query, &IsProcessLabelKey, process);
 }
 
 Status ProcessFilter::Create(const std::vector<LabelMatcher>& matchers, ProcessFilter* out) {

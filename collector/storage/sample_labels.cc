@@ -58,12 +58,7 @@ bool DecodeLabeledEntries(const std::string& blob, std::vector<LabeledEntry>* ou
 }
 
 void TakeSampleMatchers(ProfileQuery* query, std::vector<LabelMatcher>* sample) {
-  sample->clear();
-  std::vector<LabelMatcher> series;
-  for (LabelMatcher& m : query->matchers) {
-    (IsSampleLabelKey(m.name) ? sample : &series)->push_back(std::move(m));
-  }
-  query->matchers = std::move(series);
+  TakeMatchers(query, &IsSampleLabelKey, sample);
 }
 
 Status LabeledCounts::Create(const std::vector<LabelMatcher>& sample_matchers,

@@ -210,7 +210,8 @@ def test_sigprof(c):
 def test_plugin(c):
     """dlopen/dlclose of a hot plugin in a loop: no crash, frames resolve."""
     rc, _, err = run([fixture("plugin_loop"), "--plugin=" + PLUGIN, "--seconds=3", "--hot-ms=20"],
-                     {"STACKSTREAM_OUTPUT": c.out(), "STACKSTREAM_HZ": "250"}, timeout=60)
+                     {"STACKSTREAM_OUTPUT": c.out(), "STACKSTREAM_HZ": "250",
+                      "STACKSTREAM_LOG": "warn"}, timeout=60)
     check(rc == 0, "exit code 0 (got %d) %s" % (rc, err[-300:] if rc != 0 else ""))
     p = pprof.load(c.out())
     total = p.total()

@@ -25,6 +25,8 @@ entry per case:
 import os
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -171,6 +173,17 @@ def case_daemon():
         t.check(share(prof, "fixture_hot_a") > share(prof, "fixture_hot_b") > 0,
                 "daemon attach: fixture_hot_a %.1f%% > fixture_hot_b %.1f%%" %
                 (share(prof, "fixture_hot_a"), share(prof, "fixture_hot_b")))
+        for name, bad, why in [
+                ("a setting that is not STACKSTREAM_*",
+                 raw_request(target.pid, 1000, b"LD_PRELOAD=/tmp/x.so\0"),
+                 "\"LD_PRELOAD\" is not a STACKSTREAM_* variable"),
+                ("a duration of 2^62 ms", raw_request(target.pid, 2 ** 62, b""),
+                 "out of range"),
+                ("sizes that disagree", raw_request(target.pid, 1000, b"STACKSTREAM_HZ=9")[:-1],
+                 "sizes disagree")]:
+            reply = send_raw(sock, bad)
+            t.check(reply is not None and reply[0] == 2 and why in reply[1],
+                    "daemon refuses %s: %s" % (name, reply))
         rc, _, err = attach(["--pid", target.pid, "--duration", 1], e=e, user="nobody")
         print(err.strip())
         t.check(rc == 1 and "missing ptrace rights" in err and "uid 65534" in err,
@@ -185,6 +198,32 @@ def case_daemon():
             daemon.wait(timeout=20)
         except subprocess.TimeoutExpired:
             daemon.kill()
+
+
+def raw_request(pid, duration_ms, settings):
+    """An attach request as attach_protocol.h lays it out."""
+    return struct.pack("<IIIIiIq", 0x53534D31, 0x100, 32 + len(settings), 3, pid,
+                       len(settings), duration_ms) + settings
+
+
+def send_raw(sock_path, message):
+    """Sends one message to the daemon; its status reply as (state, text), or None."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.settimeout(10)
+    try:
+        s.connect(sock_path)
+        s.send(message)
+        data = s.recv(8192)
+    except OSError:
+        return None
+    finally:
+        s.close()
+    if len(data) < 24:
+        return None
+    magic, kind, size, _, state, n = struct.unpack("<IIIIII", data[:24])
+    if magic != 0x53534D31 or kind != 0x101 or size != len(data):
+        return None
+    return state, data[24:24 + n].decode(errors="replace")
 
 
 def case_errors():

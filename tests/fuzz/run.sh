@@ -17,7 +17,8 @@ shift || true
 DIR=build-fuzz
 JOBS=${JOBS:-$(nproc)}
 TARGETS="fuzz_summary fuzz_ingest_request fuzz_folded_ingest fuzz_selector fuzz_time
-         fuzz_pprof_roundtrip fuzz_connect fuzz_agent_messages fuzz_ring_records"
+         fuzz_pprof_roundtrip fuzz_connect fuzz_agent_messages fuzz_ring_records
+         fuzz_attach_request"
 [ $# -gt 0 ] && TARGETS="$*"
 
 echo "== fuzz: build ($DIR, clang, libFuzzer + ASan + UBSan)"

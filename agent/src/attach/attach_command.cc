@@ -100,19 +100,12 @@ int RunInDaemon(const AttachCommand& command) {
     close(fd);
     return -1;
   }
-  std::string vars;
-  for (const auto& [k, v] : command.vars) vars += k + "=" + v + '\0';
-  AttachRequestMessage m;
-  memset(&m, 0, sizeof m);
-  m.pid = command.pid;
-  m.vars_bytes = static_cast<uint32_t>(vars.size());
-  m.duration_ms = command.duration_ms;
-  std::string buf(reinterpret_cast<const char*>(&m), sizeof m);
-  buf += vars;
-  m.header = AttachHeader(kAttachRequest, static_cast<uint32_t>(buf.size()));
-  memcpy(&buf[0], &m, sizeof m);
-  if (buf.size() > capture::kMaxMessageBytes ||
-      send(fd, buf.data(), buf.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(buf.size())) {
+  AttachRequest request;
+  request.pid = command.pid;
+  request.duration_ms = command.duration_ms;
+  request.vars = command.vars;
+  std::string buf = EncodeAttachRequest(request);
+  if (buf.empty() || send(fd, buf.data(), buf.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(buf.size())) {
     close(fd);
     Say("error: the node daemon at " + command.agent_socket + " did not take the request");
     return 1;
@@ -134,21 +127,16 @@ int RunInDaemon(const AttachCommand& command) {
       Say("error: the node daemon closed the connection");
       return 1;
     }
-    AttachStatusMessage st;
-    if (static_cast<size_t>(n) < sizeof st) continue;
-    memcpy(&st, in, sizeof st);
-    if (st.header.magic != capture::kMessageMagic || st.header.type != kAttachStatus ||
-        sizeof st + st.text_bytes > static_cast<size_t>(n)) {
-      continue;
-    }
-    std::string text(in + sizeof st, st.text_bytes);
-    if (st.state == kAttachFailed) {
+    AttachState state;
+    std::string text;
+    if (!DecodeAttachStatus(in, static_cast<size_t>(n), &state, &text)) continue;
+    if (state == kAttachFailed) {
       Say("error: " + text);
       close(fd);
       return 1;
     }
     Say(text);
-    if (st.state == kAttachFinished || (st.state == kAttachStarted && command.detach)) {
+    if (state == kAttachFinished || (state == kAttachStarted && command.detach)) {
       close(fd);
       return 0;
     }

@@ -78,14 +78,7 @@ struct AttachJob {
 
 void SendAttachStatus(int fd, AttachState state, const std::string& text) {
   if (fd < 0) return;
-  std::string buf(sizeof(AttachStatusMessage), '\0');
-  std::string body = text.substr(0, capture::kMaxMessageBytes - sizeof(AttachStatusMessage));
-  AttachStatusMessage m;
-  m.header = AttachHeader(kAttachStatus, static_cast<uint32_t>(sizeof m + body.size()));
-  m.state = state;
-  m.text_bytes = static_cast<uint32_t>(body.size());
-  memcpy(&buf[0], &m, sizeof m);
-  buf += body;
+  std::string buf = EncodeAttachStatus(state, text);
   ssize_t n = send(fd, buf.data(), buf.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
   (void)n;
 }
@@ -95,26 +88,17 @@ void SendAttachStatus(int fd, AttachState state, const std::string& text) {
 std::unique_ptr<AttachJob> StartAttach(const Pending& p, SharedState* shared) {
   alignas(8) char buf[capture::kMaxMessageBytes];
   ssize_t n = recv(p.fd, buf, sizeof buf, MSG_DONTWAIT);
-  AttachRequestMessage m;
   auto refuse = [&p](const std::string& why) {
     SendAttachStatus(p.fd, kAttachFailed, why);
     close(p.fd);
     return nullptr;
   };
-  if (n < static_cast<ssize_t>(sizeof m)) return refuse("malformed attach request");
-  memcpy(&m, buf, sizeof m);
-  if (m.header.size != static_cast<uint32_t>(n) || sizeof m + m.vars_bytes != static_cast<size_t>(n) ||
-      m.header.version != capture::kFormatVersion || m.duration_ms < 0 ||
-      (m.vars_bytes > 0 && buf[n - 1] != '\0')) {
-    return refuse("malformed attach request");
+  AttachRequest m;
+  std::string error;
+  if (n < 0 || !DecodeAttachRequest(buf, static_cast<size_t>(n), &m, &error)) {
+    return refuse(n < 0 ? "malformed attach request: nothing received" : error);
   }
-  std::map<std::string, std::string> vars;
-  for (size_t i = sizeof m; i < static_cast<size_t>(n);) {
-    std::string kv(buf + i);
-    i += kv.size() + 1;
-    size_t eq = kv.find('=');
-    if (eq != std::string::npos) vars[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
+  std::map<std::string, std::string>& vars = m.vars;
   // The daemon may be allowed more than its client: a client attaches only
   // to its own processes (root to any).
   long target_uid = ProcessUid(m.pid);
@@ -138,7 +122,6 @@ std::unique_ptr<AttachJob> StartAttach(const Pending& p, SharedState* shared) {
   auto job = std::make_unique<AttachJob>();
   job->session =
       std::make_shared<AttachSession>(m.pid, std::move(vars), shared->files, shared->symbolizer.get());
-  std::string error;
   if (!job->session->Start(&error)) return refuse(error);
   job->uid = p.uid;
   job->client_fd = p.fd;

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "attach/attach_command.h"
+#include "attach/attach_protocol.h"
 #include "config.h"
 #include "log.h"
 #include "server/agent_server.h"
@@ -66,7 +67,8 @@ int main(int argc, char** argv) {
   auto* attach_opt = app.add_option("--attach", attach.pid,
                                     "profile the running process PID from outside (perf events)");
   app.add_option("--duration", duration_s, "attach: seconds (default: until Ctrl-C or exit)")
-      ->check(CLI::PositiveNumber)->needs(attach_opt);
+      ->check(CLI::Range(0.001, stackstream::agent::kMaxAttachDurationMs / 1000.0))
+      ->needs(attach_opt);
   app.add_option("--hz", hz, "attach: samples per second per thread (STACKSTREAM_HZ)")
       ->needs(attach_opt);
   app.add_option("--mode", mode, "attach: cpu (the only mode perf attach samples)")

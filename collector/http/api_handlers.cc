@@ -11,6 +11,7 @@
 #include "export/speedscope.h"
 #include "export/top.h"
 #include "format/pprof_encoder.h"
+#include "format/summary_convert.h"
 #include "http/query_params.h"
 #include "http/selector.h"
 #include "http/time_parse.h"
@@ -78,16 +79,6 @@ int64_t DroppedSamples(const std::map<std::string, int64_t>& counters) {
     if (it != counters.end()) total += it->second;
   }
   return total;
-}
-
-// One pprof comment per non-zero counter, e.g.
-// "stackstream: samples_dropped_ring_full=12" (`go tool pprof -comments`).
-std::vector<std::string> CounterComments(const std::map<std::string, int64_t>& counters) {
-  std::vector<std::string> out;
-  for (const auto& [name, value] : counters) {
-    if (value != 0) out.push_back("stackstream: " + name + "=" + std::to_string(value));
-  }
-  return out;
 }
 
 // type=heap names the four heap types together: only a pprof file holds

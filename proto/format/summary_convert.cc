@@ -1,5 +1,8 @@
 #include "summary_convert.h"
 
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/reflection.h>
+
 #include <vector>
 
 namespace stackstream {
@@ -90,6 +93,25 @@ void AddSampleSetToProfile(const v1::StackSummary& s, const v1::SampleSet& set,
     p->period_nanos = 1;
   }
   AddSamples(s, set.samples(), builder);
+}
+
+void AddSummaryCounters(const v1::Counters& counters, std::map<std::string, int64_t>* out) {
+  const google::protobuf::Descriptor* d = counters.GetDescriptor();
+  const google::protobuf::Reflection* r = counters.GetReflection();
+  for (int i = 0; i < d->field_count(); ++i) {
+    const google::protobuf::FieldDescriptor* f = d->field(i);
+    if (f->cpp_type() != google::protobuf::FieldDescriptor::CPPTYPE_INT64) continue;
+    int64_t v = r->GetInt64(counters, f);
+    if (v != 0) (*out)[f->name()] += v;
+  }
+}
+
+std::vector<std::string> CounterComments(const std::map<std::string, int64_t>& counters) {
+  std::vector<std::string> out;
+  for (const auto& [name, value] : counters) {
+    if (value != 0) out.push_back("stackstream: " + name + "=" + std::to_string(value));
+  }
+  return out;
 }
 
 }  // namespace stackstream

@@ -2,8 +2,10 @@
 // Thread-safe (pure functions).
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "profile.h"
 #include "status.h"
@@ -26,6 +28,14 @@ void AddSampleSetToProfile(const v1::StackSummary& summary, const v1::SampleSet&
 // Labels of a summary as a map, with "service" (from process.service) added.
 std::map<std::string, std::string> SummaryLabels(const v1::StackSummary& summary);
 
-const char* ModeName(v1::SamplingMode mode);  // "cpu", "wall" or "unknown"
+const char* ModeName(v1::SamplingMode mode);
+
+// Adds the non-zero drop counters of a summary to "*out" by field name
+// ("samples_dropped_ring_full", ...): counts over a range are sums.
+void AddSummaryCounters(const v1::Counters& counters, std::map<std::string, int64_t>* out);
+
+// One pprof comment per non-zero counter, e.g.
+// "stackstream: samples_dropped_ring_full=12" (`go tool pprof -comments`).
+std::vector<std::string> CounterComments(const std::map<std::string, int64_t>& counters);  // "cpu", "wall" or "unknown"
 
 }  // namespace stackstream

@@ -270,6 +270,13 @@ def test_deep(c):
     check(total >= 50 and n >= 0.9 * total, "%d of %d samples in fixture_recurse" % (n, total))
     marked = sum(s.values[0] for s in deep if s.labels.get("truncated") == "true")
     check(marked >= 0.9 * n, "%d of %d marked truncated" % (marked, n))
+    # The agent's counters reach the offline file as pprof comments, as the
+    # collector's export has them (one per record: a sample may weigh more).
+    counted = [int(x.split("=")[1]) for x in p.comments
+               if x.startswith("stackstream: truncated_stacks=")]
+    check(len(counted) == 1 and 0.5 * marked <= counted[0] <= marked,
+          "comment truncated_stacks=%s for %d truncated samples (%s)" %
+          (counted[0] if counted else None, marked, p.comments))
     depths = [len(s.stack) for s in deep]
     check(max(depths) <= 128 + 16, "no stack deeper than max depth (max %d frames)" % max(depths))
 

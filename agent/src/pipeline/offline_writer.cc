@@ -279,12 +279,15 @@ void OfflineWriter::Add(const v1::StackSummary& summary) {
   }
   if (summary.end_time_unix_nanos() > end_ns_) end_ns_ = summary.end_time_unix_nanos();
   for (const auto& s : summary.samples()) total_samples_ += s.count();
+  AddSummaryCounters(summary.counters(), &counters_);
 }
 
 Status OfflineWriter::Write() {
   Profile* profile = builder_->mutable_profile();
   profile->start_unix_nanos = start_ns_;
   profile->end_unix_nanos = end_ns_;
+  // What was lost, as the collector's pprof export says it.
+  profile->comments = CounterComments(counters_);
   Status status;
   if (options_.cpu) {
     try {
@@ -298,6 +301,7 @@ Status OfflineWriter::Write() {
     try {
       const Profile* by_type[4];
       for (int t = 0; t < 4; ++t) by_type[t] = heap_[t]->mutable_profile();
+      heap_[0]->mutable_profile()->comments = CounterComments(counters_);
       heap = WriteTo(options_.cpu ? HeapOutputPath(path_) : path_, EncodeHeapPprofGzip(by_type));
     } catch (const std::exception& e) {
       heap = Status::Internal(std::string("encoding pprof: ") + e.what());

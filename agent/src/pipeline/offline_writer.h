@@ -1,6 +1,8 @@
 // OfflineWriter: accumulates every summary of the process into one profile
 // and writes it as a gzip pprof (STACKSTREAM_OUTPUT) at every Write().
 // Uses the project's one pprof encoder (format/pprof_encoder.h).
+// The summaries' drop counters, summed, are the pprof comments
+// ("stackstream: samples_dropped_ring_full=12", `go tool pprof -comments`).
 //
 // What is at the path decides how it is written. Nothing that is not a
 // regular file is ever replaced, created over or truncated:
@@ -38,6 +40,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -88,6 +91,7 @@ class OfflineWriter {
   std::unique_ptr<ProfileBuilder> builder_;
   // Heap: alloc_* accumulate, inuse_* are replaced by every summary's snapshot.
   std::unique_ptr<ProfileBuilder> heap_[4];
+  std::map<std::string, int64_t> counters_;  // summed drop counters: pprof comments
   int64_t start_ns_ = 0;
   int64_t end_ns_ = 0;
   int64_t total_samples_ = 0;

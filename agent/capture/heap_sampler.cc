@@ -25,13 +25,12 @@ namespace heap {
 std::atomic<bool> g_on{false};
 __thread int64_t t_bytes_left __attribute__((tls_model("initial-exec"))) = 0;
 std::atomic<capture::HeapTableHeader*> g_table{nullptr};
-std::atomic<uint16_t>* g_filter = nullptr;
-uint32_t g_filter_mask = 0;
+alignas(64) std::atomic<uint64_t> g_present[kFilterSlots / 64];
 
 namespace {
 
 constexpr uint32_t kTableSlots = 1u << 16;    // 1 MiB of slots, touched as used
-constexpr uint32_t kFilterSlots = 1u << 16;   // 128 KiB of counters (256 MiB of pages), touched as used
+// kFilterSlots (heap_sampler.h): 128 KiB of counters (256 MiB of pages), touched as used.
 
 __thread ThreadState* t_state __attribute__((tls_model("initial-exec"))) = nullptr;
 __thread int32_t t_tid __attribute__((tls_model("initial-exec"))) = 0;
@@ -52,14 +51,26 @@ inline std::atomic<uint16_t>* Filter(capture::HeapTableHeader* t) {
                                                   uint64_t{t->slots} * sizeof(capture::HeapSlot));
 }
 
+// The counter of "index" went from 1 to 0: clear its presence bit, unless
+// another thread counted up meanwhile (it sets the bit before or after this
+// clear: either way the bit ends set while the counter is above 0).
+void CountedDown(std::atomic<uint16_t>& f, uint32_t index) {
+  const uint64_t bit = uint64_t{1} << (index & 63);
+  g_present[index >> 6].fetch_and(~bit);
+  if (f.load() != 0) g_present[index >> 6].fetch_or(bit);
+}
+
 bool TableInsert(capture::HeapTableHeader* t, uint64_t address, uint64_t id) {
   const uint64_t h = AddressHash(address);
   const uint32_t mask = t->slots - 1;
-  std::atomic<uint16_t>& f = Filter(t)[FilterIndex(address)];
-  uint16_t count = f.load(std::memory_order_relaxed);
+  const uint32_t index = FilterIndex(address);
+  std::atomic<uint16_t>& f = Filter(t)[index];
+  uint16_t count = f.load();
   do {
     if (count == UINT16_MAX) return false;  // never wraps to 0
-  } while (!f.compare_exchange_weak(count, count + 1, std::memory_order_relaxed));
+  } while (!f.compare_exchange_weak(count, count + 1));
+  // Before the allocation is handed to the host: any free of it sees the bit.
+  if (count == 0) g_present[index >> 6].fetch_or(uint64_t{1} << (index & 63));
   capture::HeapSlot* slots = Slots(t);
   for (uint32_t i = 0; i < capture::kHeapProbe; ++i) {
     capture::HeapSlot& s = slots[((h >> 20) + i) & mask];
@@ -71,13 +82,14 @@ bool TableInsert(capture::HeapTableHeader* t, uint64_t address, uint64_t id) {
       }
     }
   }
-  f.fetch_sub(1, std::memory_order_relaxed);
+  if (f.fetch_sub(1) == 1) CountedDown(f, index);
   return false;
 }
 
 bool TableRemove(capture::HeapTableHeader* t, uint64_t address) {
   const uint64_t h = AddressHash(address);
-  std::atomic<uint16_t>& f = Filter(t)[FilterIndex(address)];
+  const uint32_t index = FilterIndex(address);
+  std::atomic<uint16_t>& f = Filter(t)[index];
   if (f.load(std::memory_order_relaxed) == 0) return false;
   const uint32_t mask = t->slots - 1;
   capture::HeapSlot* slots = Slots(t);
@@ -88,7 +100,7 @@ bool TableRemove(capture::HeapTableHeader* t, uint64_t address) {
     if (a == address) {
       s.id.store(0, std::memory_order_release);
       s.address.store(capture::kHeapTombstone, std::memory_order_release);
-      f.fetch_sub(1, std::memory_order_relaxed);
+      if (f.fetch_sub(1) == 1) CountedDown(f, index);
       return true;
     }
   }
@@ -249,8 +261,6 @@ int Start(int64_t rate) {
   t->slots = kTableSlots;
   t->filter_slots = kFilterSlots;
   g_table_fd = fd;
-  g_filter = Filter(t);
-  g_filter_mask = kFilterSlots - 1;
   g_table.store(t, std::memory_order_release);
   return fd;
 }
@@ -270,6 +280,7 @@ void Stop() { g_on.store(false, std::memory_order_release); }
 void ForgetInChild() {
   g_on.store(false, std::memory_order_relaxed);
   g_table.store(nullptr, std::memory_order_relaxed);  // the parent's: never touched again
+  for (auto& word : g_present) word.store(0, std::memory_order_relaxed);  // its bits too
   if (g_table_fd >= 0) close(g_table_fd);
   g_table_fd = -1;
   t_state = nullptr;

@@ -17,9 +17,9 @@
 // Contract of the hot path (runs inside every malloc/free of the host):
 // - off: one load and one predictable branch (HeapSamplingOn()).
 // - on: a thread-local countdown (initial-exec TLS: valid from the thread's
-//   first instruction, before it is registered) and, on free, one probe of
-//   a small counting filter; the table is touched only when the filter says
-//   the address may be sampled.
+//   first instruction, before it is registered) and, on free, one load of
+//   the filter's presence bits; the table is touched only when the filter
+//   says the address may be sampled.
 // - never a lock, never an allocation, never a call back into the host's
 //   allocator; the slow path (a sample) makes no system call except
 //   clock_gettime (vDSO). Re-entry (a signal handler or our own code
@@ -55,11 +55,22 @@ extern __thread int64_t t_bytes_left __attribute__((tls_model("initial-exec")));
 // page in a hundred or more holds a sampled block, so almost every free
 // stops at the filter.
 extern std::atomic<capture::HeapTableHeader*> g_table;
-extern std::atomic<uint16_t>* g_filter;
-extern uint32_t g_filter_mask;
+constexpr uint32_t kFilterSlots = 1u << 16;
+// The free path reads one bit per counter instead, host-private: set while
+// the counter is above 0. 8 KiB (a cache line covers 2 MiB of address
+// space), so the one load every free makes stays in the L1 cache. The
+// counters change, and the bits with them, only on the slow paths (a
+// sample, a free of a block in a sampled page).
+extern std::atomic<uint64_t> g_present[kFilterSlots / 64];
 
 inline uint64_t AddressHash(uint64_t address) { return (address >> 4) * 0x9e3779b97f4a7c15ULL; }
-inline uint32_t FilterIndex(uint64_t address) { return static_cast<uint32_t>(address >> 12) & g_filter_mask; }
+inline uint32_t FilterIndex(uint64_t address) {
+  return static_cast<uint32_t>(address >> 12) & (kFilterSlots - 1);
+}
+inline bool MayBeSampled(uint64_t address) {
+  const uint32_t i = FilterIndex(address);
+  return (g_present[i >> 6].load(std::memory_order_relaxed) >> (i & 63)) & 1;
+}
 
 inline bool HeapSamplingOn() { return g_on.load(std::memory_order_relaxed); }
 
@@ -76,13 +87,13 @@ inline void OnAlloc(void* p, size_t size) {
   SampleAllocation(p, size);
 }
 
-// Hot path: before "p" goes back to the allocator. One load of the filter
-// for a block that was not sampled.
+// Hot path: before "p" goes back to the allocator. One load of the
+// presence bits for a block that was not sampled.
 inline void OnFree(void* p) {
+  const uint64_t address = reinterpret_cast<uintptr_t>(p);
+  if (__builtin_expect(!MayBeSampled(address), 1)) return;
   capture::HeapTableHeader* table = g_table.load(std::memory_order_acquire);
   if (table == nullptr || p == nullptr) return;
-  const uint64_t address = reinterpret_cast<uintptr_t>(p);
-  if (__builtin_expect(g_filter[FilterIndex(address)].load(std::memory_order_relaxed) == 0, 1)) return;
   RecordFree(table, address);
 }
 

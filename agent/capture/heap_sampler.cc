@@ -39,6 +39,12 @@ __thread uint64_t t_rng __attribute__((tls_model("initial-exec"))) = 0;
 
 int64_t g_rate = 512 * 1024;
 std::atomic<uint64_t> g_next_id{0};
+// The longest probe any insert has needed (0: its home slot). A remove looks
+// no further: freed slots leave tombstones that a chain does not end at, so
+// without this bound a free in a sampled page walked all kHeapProbe slots
+// once the table had seen enough samples. An insert raises it before its
+// allocation reaches the host, so the free of that allocation sees it.
+std::atomic<uint32_t> g_max_probe{0};
 
 
 inline capture::HeapSlot* Slots(capture::HeapTableHeader* t) {
@@ -78,6 +84,9 @@ bool TableInsert(capture::HeapTableHeader* t, uint64_t address, uint64_t id) {
     while (a == 0 || a == capture::kHeapTombstone) {
       if (s.address.compare_exchange_weak(a, address, std::memory_order_acq_rel)) {
         s.id.store(id, std::memory_order_release);
+        uint32_t longest = g_max_probe.load(std::memory_order_relaxed);
+        while (i > longest && !g_max_probe.compare_exchange_weak(longest, i)) {
+        }
         return true;
       }
     }
@@ -93,7 +102,8 @@ bool TableRemove(capture::HeapTableHeader* t, uint64_t address) {
   if (f.load(std::memory_order_relaxed) == 0) return false;
   const uint32_t mask = t->slots - 1;
   capture::HeapSlot* slots = Slots(t);
-  for (uint32_t i = 0; i < capture::kHeapProbe; ++i) {
+  const uint32_t probes = g_max_probe.load(std::memory_order_relaxed) + 1;
+  for (uint32_t i = 0; i < probes && i < capture::kHeapProbe; ++i) {
     capture::HeapSlot& s = slots[((h >> 20) + i) & mask];
     uint64_t a = s.address.load(std::memory_order_acquire);
     if (a == 0) return false;  // never used: the chain ends here
@@ -281,6 +291,7 @@ void ForgetInChild() {
   g_on.store(false, std::memory_order_relaxed);
   g_table.store(nullptr, std::memory_order_relaxed);  // the parent's: never touched again
   for (auto& word : g_present) word.store(0, std::memory_order_relaxed);  // its bits too
+  g_max_probe.store(0, std::memory_order_relaxed);
   if (g_table_fd >= 0) close(g_table_fd);
   g_table_fd = -1;
   t_state = nullptr;

@@ -90,11 +90,16 @@ class ProfileBuilder {
 
   // Returns the index of "frame" in the profile, adding it if new.
   uint32_t InternFrame(const Frame& frame);
+  uint32_t InternFrame(Frame&& frame);  // moved from only when new
   // Adds "count" samples of "frames" (leaf first, indexes from InternFrame)
   // with "labels" (sorted by key); samples of one stack with different labels
   // stay distinct.
   void AddSample(const std::vector<uint32_t>& frames, int64_t count, bool truncated = false,
-                 const SampleLabels& labels = {});
+                 const SampleLabels& labels = {}) {
+    AddSample(frames.data(), frames.size(), count, truncated, labels);
+  }
+  void AddSample(const uint32_t* frames, size_t num_frames, int64_t count, bool truncated,
+                 const SampleLabels& labels);
   // Adds every sample of "other" (frames re-interned). Widens the time window.
   void Merge(const Profile& other);
 
@@ -103,14 +108,16 @@ class ProfileBuilder {
   Profile Release();
 
  private:
-  struct StackKeyHash {
-    size_t operator()(const std::vector<uint32_t>& v) const;
-  };
+  template <typename F>
+  uint32_t Intern(F&& frame);
+
   Profile profile_;
-  std::unordered_map<Frame, uint32_t, FrameHash> frame_index_;
-  std::unordered_map<std::vector<uint32_t>, uint32_t, StackKeyHash> stack_index_;
-  std::map<SampleLabels, uint32_t> label_sets_;  // -> id, part of a labelled sample's key
-  std::vector<uint32_t> key_;                     // scratch
+  // Hash -> index into profile_.frames / (index into profile_.samples,
+  // label set id): each key is hashed once and stored once (in the profile).
+  std::unordered_multimap<size_t, uint32_t> frame_index_;
+  std::unordered_multimap<size_t, std::pair<uint32_t, uint32_t>> sample_index_;
+  // Label set -> id (0: no labels), part of a sample's key.
+  std::map<SampleLabels, uint32_t> label_sets_;
 };
 
 }  // namespace stackstream

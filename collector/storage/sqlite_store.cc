@@ -18,7 +18,6 @@ namespace collector {
 
 namespace {
 
-constexpr size_t kMaxBatch = 64;
 constexpr size_t kMaxCacheEntries = 1 << 20;
 constexpr size_t kMaxIdleReaders = 8;
 
@@ -242,29 +241,10 @@ Status SqliteStore::Write(const SummaryRecord& record, bool* duplicate) {
   Writer w;
   w.record = &record;
   ResolveKnown(record.profile, &w);
-  std::unique_lock<std::mutex> lock(queue_mu_);
-  queue_.push_back(&w);
-  while (!w.done && &w != queue_.front()) w.cv.wait(lock);
-  if (!w.done) {
-    // This thread leads: commit everything queued so far in one transaction.
-    std::vector<Writer*> batch;
-    for (Writer* q : queue_) {
-      batch.push_back(q);
-      if (batch.size() >= kMaxBatch) break;
-    }
-    lock.unlock();
-    {
-      std::lock_guard<std::mutex> writer_lock(writer_mu_);
-      CommitBatch(batch);
-    }
-    lock.lock();
-    for (Writer* q : batch) {
-      queue_.pop_front();
-      q->done = true;
-      if (q != &w) q->cv.notify_one();
-    }
-    if (!queue_.empty()) queue_.front()->cv.notify_one();
-  }
+  group_commit_.Run(&w, [this](const std::vector<Writer*>& batch) {
+    std::lock_guard<std::mutex> writer_lock(writer_mu_);
+    CommitBatch(batch);
+  });
   if (duplicate != nullptr) *duplicate = w.duplicate;
   return w.status;
 }

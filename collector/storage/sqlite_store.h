@@ -4,13 +4,12 @@
 // Durability: WAL journal with synchronous=FULL; Write() returns only after
 // its transaction committed (WAL fsynced), so an acknowledged summary
 // survives SIGKILL and power loss. Concurrent Write() calls are group
-// committed (leveldb-style writer queue): the first waiting writer commits
-// every queued record in one transaction, each record in its own savepoint,
-// so one bad record never fails its neighbours. Only SQL runs in that
-// serialized section: before a record queues, its caller's thread looks its
-// frames and stacks up in the ids of committed transactions (in steady state
-// all of them are known) and encodes its samples row, in parallel with the
-// batch being committed.
+// committed (group_commit.h): a batch's leader commits the queued records in
+// one transaction, each record in its own savepoint, so one bad record never
+// fails its neighbours. Only SQL runs in that serialized section: before a
+// record queues, its caller's thread looks its frames and stacks up in the
+// ids of committed transactions (in steady state all of them are known) and
+// encodes its samples row, in parallel with the batch being committed.
 //
 // Time: a summary's samples land in the kBucketNanos bucket holding its
 // window start. A query [from, to) reads every bucket that overlaps it (bucket
@@ -32,6 +31,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "storage/group_commit.h"
 #include "storage/sqlite_connection.h"
 #include "storage/store.h"
 
@@ -106,9 +106,8 @@ class SqliteStore : public Store {
 
   const std::string path_;
 
-  // Group commit queue.
-  std::mutex queue_mu_;
-  std::deque<Writer*> queue_;  // GUARDED_BY(queue_mu_)
+  // Batches of up to 64 records; a leader waits at most 20 ms for more.
+  GroupCommit<Writer> group_commit_{64, std::chrono::milliseconds(20)};
 
   // The writer connection and its id caches (content -> id); these may
   // hold ids of the open transaction and are cleared when it fails.

@@ -128,7 +128,7 @@ class IngestServiceImpl final : public v1::IngestService::Service {
     if (metrics_) metrics_->AgentConnected();
     ReceivedRequest received;
     v1::IngestAck ack;
-    while (stream->Read(&received)) {
+    while (stream->Read(&received) && received.request != nullptr) {
       st = Handle(*received.request, received.bytes, &ack);
       received.request = nullptr;
       received.arena.Reset();  // an idle stream holds no summary

@@ -33,6 +33,14 @@ constexpr size_t kMaxIdleReaders = 8;
   } while (0)
 
 // --- SQL (statement cache keys are these arrays' addresses) ---
+// Transaction control of a write batch, prepared once like the rest (each
+// batch runs 2 + 2 per record of them).
+constexpr char kBegin[] = "BEGIN IMMEDIATE";
+constexpr char kSavepoint[] = "SAVEPOINT record";
+constexpr char kRelease[] = "RELEASE record";
+constexpr char kRollbackTo[] = "ROLLBACK TO record";
+constexpr char kCommit[] = "COMMIT";
+constexpr char kRollback[] = "ROLLBACK";
 constexpr char kInsertIngested[] =
     "INSERT OR IGNORE INTO ingested(agent_instance_id, sequence, window_start) VALUES(?1, ?2, ?3)";
 constexpr char kSelectString[] = "SELECT id FROM strings WHERE value = ?1";
@@ -252,14 +260,14 @@ Status SqliteStore::Write(const SummaryRecord& record, bool* duplicate) {
 void SqliteStore::ResolveKnown(const Profile& p, Writer* w) {
   w->stack_ids.assign(p.samples.size(), 0);
   std::vector<int64_t> frame_ids(p.frames.size(), -1);  // -1: not looked up; 0: unknown
-  std::string frames, key;
+  std::string key;  // as StackKey()
   bool all = true;
   {
     std::shared_lock<std::shared_mutex> lock(committed_mu_);
     for (size_t i = 0; i < p.samples.size(); ++i) {
       const ProfileSample& sample = p.samples[i];
       if (sample.count <= 0) continue;
-      frames.clear();
+      key.clear();
       bool known = true;
       for (uint32_t f : sample.frames) {
         if (f >= frame_ids.size()) {  // WriteOne reports it
@@ -275,10 +283,10 @@ void SqliteStore::ResolveKnown(const Profile& p, Writer* w) {
           known = false;
           break;
         }
-        PutVarint(&frames, static_cast<uint64_t>(id));
+        PutVarint(&key, static_cast<uint64_t>(id));
       }
       if (known) {
-        StackKey(frames, sample.truncated, &key);
+        key.push_back(sample.truncated ? 1 : 0);
         auto it = stack_ids_.find(key);
         if (it != stack_ids_.end()) {
           w->stack_ids[i] = it->second;
@@ -296,27 +304,31 @@ void SqliteStore::ResolveKnown(const Profile& p, Writer* w) {
 }
 
 void SqliteStore::CommitBatch(const std::vector<Writer*>& batch) {
-  Status s = writer_->Exec("BEGIN IMMEDIATE");
+  auto run = [this](const char* sql) {
+    SS_PREPARE(st, writer_.get(), sql);
+    return st.Run();
+  };
+  Status s = run(kBegin);
   if (!s.ok()) {
     for (Writer* w : batch) w->status = s;
     return;
   }
   for (Writer* w : batch) {
-    Status rs = writer_->Exec("SAVEPOINT record");
+    Status rs = run(kSavepoint);
     if (rs.ok()) rs = WriteOne(w);
     if (rs.ok()) {
-      rs = writer_->Exec("RELEASE record");
+      rs = run(kRelease);
     } else {
-      writer_->Exec("ROLLBACK TO record");
-      writer_->Exec("RELEASE record");
+      run(kRollbackTo);
+      run(kRelease);
       ClearWriteCaches();
       w->duplicate = false;
     }
     w->status = rs;
   }
-  s = writer_->Exec("COMMIT");
+  s = run(kCommit);
   if (!s.ok()) {
-    writer_->Exec("ROLLBACK");
+    run(kRollback);
     ClearWriteCaches();
     for (Writer* w : batch) {
       if (w->status.ok()) w->status = s;

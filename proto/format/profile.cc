@@ -48,15 +48,43 @@ int64_t Profile::TotalCount() const {
   return total;
 }
 
+void ProfileBuilder::Index::Reserve(size_t n) {
+  size_t want = 16;
+  while (want < 2 * n) want *= 2;
+  if (want <= slots_.size()) return;
+  std::vector<Entry> old;
+  old.swap(slots_);
+  slots_.resize(want);
+  size_ = 0;
+  for (const Entry& e : old) {
+    if (e.index != kEmpty) Insert(e.hash, e.index, e.tag);
+  }
+}
+
+void ProfileBuilder::Index::Insert(size_t hash, uint32_t index, uint32_t tag) {
+  if (2 * (size_ + 1) > slots_.size()) Reserve(size_ + 1);
+  size_t i = hash & (slots_.size() - 1);
+  while (slots_[i].index != kEmpty) i = (i + 1) & (slots_.size() - 1);
+  slots_[i] = Entry{hash, index, tag};
+  ++size_;
+}
+
+void ProfileBuilder::Reserve(size_t frames, size_t samples) {
+  profile_.frames.reserve(profile_.frames.size() + frames);
+  profile_.samples.reserve(profile_.samples.size() + samples);
+  frame_index_.Reserve(profile_.frames.size() + frames);
+  sample_index_.Reserve(profile_.samples.size() + samples);
+}
+
 template <typename F>
 uint32_t ProfileBuilder::Intern(F&& frame) {
   const size_t h = FrameHash()(frame);
-  for (auto [it, end] = frame_index_.equal_range(h); it != end; ++it) {
-    if (profile_.frames[it->second] == frame) return it->second;
-  }
+  const Index::Entry* e = frame_index_.Find(
+      h, [&](const Index::Entry& entry) { return profile_.frames[entry.index] == frame; });
+  if (e != nullptr) return e->index;
   const uint32_t idx = static_cast<uint32_t>(profile_.frames.size());
   profile_.frames.push_back(std::forward<F>(frame));
-  frame_index_.emplace(h, idx);
+  frame_index_.Insert(h, idx, 0);
   return idx;
 }
 
@@ -74,18 +102,18 @@ void ProfileBuilder::AddSample(const uint32_t* frames, size_t num_frames, int64_
   size_t h = num_frames;
   for (size_t i = 0; i < num_frames; ++i) HashCombine(&h, frames[i]);
   HashCombine(&h, label_set);
-  for (auto [it, end] = sample_index_.equal_range(h); it != end; ++it) {
-    ProfileSample& s = profile_.samples[it->second.first];
-    if (it->second.second != label_set || s.frames.size() != num_frames ||
-        !std::equal(frames, frames + num_frames, s.frames.begin())) {
-      continue;
-    }
+  const Index::Entry* e = sample_index_.Find(h, [&](const Index::Entry& e) {
+    const ProfileSample& s = profile_.samples[e.index];
+    return e.tag == label_set && s.frames.size() == num_frames &&
+           std::equal(frames, frames + num_frames, s.frames.begin());
+  });
+  if (e != nullptr) {
+    ProfileSample& s = profile_.samples[e->index];
     s.count += count;
     s.truncated = s.truncated || truncated;
     return;
   }
-  sample_index_.emplace(h,
-                        std::make_pair(static_cast<uint32_t>(profile_.samples.size()), label_set));
+  sample_index_.Insert(h, static_cast<uint32_t>(profile_.samples.size()), label_set);
   ProfileSample s;
   s.frames.assign(frames, frames + num_frames);
   s.count = count;
@@ -117,8 +145,8 @@ void ProfileBuilder::Merge(const Profile& other) {
 Profile ProfileBuilder::Release() {
   Profile out = std::move(profile_);
   profile_ = Profile();
-  frame_index_.clear();
-  sample_index_.clear();
+  frame_index_.Clear();
+  sample_index_.Clear();
   label_sets_.clear();
   return out;
 }

@@ -88,6 +88,8 @@ class ProfileBuilder {
   ProfileBuilder(const ProfileBuilder&) = delete;
   ProfileBuilder& operator=(const ProfileBuilder&) = delete;
 
+  // Makes room for "frames" more frames and "samples" more samples.
+  void Reserve(size_t frames, size_t samples);
   // Returns the index of "frame" in the profile, adding it if new.
   uint32_t InternFrame(const Frame& frame);
   uint32_t InternFrame(Frame&& frame);  // moved from only when new
@@ -108,14 +110,44 @@ class ProfileBuilder {
   Profile Release();
 
  private:
+  // Hash -> (index, tag) entries in one array (open addressing, linear
+  // probing, at most half full): the keys themselves stay in the profile.
+  class Index {
+   public:
+    struct Entry {
+      size_t hash = 0;
+      uint32_t index = kEmpty;
+      uint32_t tag = 0;
+    };
+    static constexpr uint32_t kEmpty = 0xffffffffu;
+    // The entry with "hash" for which matches(entry) holds, or null.
+    template <typename Matches>
+    const Entry* Find(size_t hash, Matches matches) const {
+      if (slots_.empty()) return nullptr;
+      for (size_t i = hash & (slots_.size() - 1);; i = (i + 1) & (slots_.size() - 1)) {
+        const Entry& e = slots_[i];
+        if (e.index == kEmpty) return nullptr;
+        if (e.hash == hash && matches(e)) return &e;
+      }
+    }
+    void Insert(size_t hash, uint32_t index, uint32_t tag);
+    void Reserve(size_t n);
+    void Clear() {
+      slots_.clear();
+      size_ = 0;
+    }
+
+   private:
+    std::vector<Entry> slots_;  // size: 0 or a power of two
+    size_t size_ = 0;
+  };
+
   template <typename F>
   uint32_t Intern(F&& frame);
 
   Profile profile_;
-  // Hash -> index into profile_.frames / (index into profile_.samples,
-  // label set id): each key is hashed once and stored once (in the profile).
-  std::unordered_multimap<size_t, uint32_t> frame_index_;
-  std::unordered_multimap<size_t, std::pair<uint32_t, uint32_t>> sample_index_;
+  Index frame_index_;   // FrameHash -> index into profile_.frames
+  Index sample_index_;  // stack and label set -> index into profile_.samples (tag: label set)
   // Label set -> id (0: no labels), part of a sample's key.
   std::map<SampleLabels, uint32_t> label_sets_;
 };

@@ -34,6 +34,7 @@ void AddSamples(const v1::StackSummary& s,
   if (s.end_time_unix_nanos() > p->end_unix_nanos) p->end_unix_nanos = s.end_time_unix_nanos();
 
   const auto& strings = s.string_table();
+  builder->Reserve(s.locations_size(), samples.size());
   // Each location expands to one frame per line, inlined callee first; the
   // last line is the real (non-inlined) frame. Frame indexes of location i:
   // location_frames[location_start[i] .. location_start[i + 1]).

@@ -1,8 +1,11 @@
 #include "ingest/ingest_service.h"
 
+#include <google/protobuf/arena.h>
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/reflection.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/impl/codegen/proto_utils.h>
+#include <grpcpp/support/method_handler.h>
 #include <spdlog/spdlog.h>
 
 #include <string>
@@ -11,6 +14,56 @@
 #include "format/validate.h"
 #include "stackstream/v1/ingest.grpc.pb.h"
 #include "storage/process_labels.h"
+
+namespace stackstream {
+namespace collector {
+
+namespace {
+
+// A request read from an ingest stream. gRPC hands the serialized message to
+// SerializationTraits<ReceivedRequest> (below), which parses it into this
+// arena and keeps its size: a summary is thousands of small messages and
+// strings (one heap allocation each without an arena), and gRPC knows the
+// size it received, where ByteSizeLong() would walk the whole message again.
+struct ReceivedRequest {
+  ReceivedRequest() : arena(Options()) {}
+  static google::protobuf::ArenaOptions Options() {
+    google::protobuf::ArenaOptions o;
+    o.start_block_size = 16 << 10;
+    o.max_block_size = 64 << 10;
+    return o;
+  }
+  google::protobuf::Arena arena;
+  const v1::IngestRequest* request = nullptr;  // in "arena"; null until parsed
+  size_t bytes = 0;  // serialized (uncompressed) size
+};
+
+}  // namespace
+}  // namespace collector
+}  // namespace stackstream
+
+template <>
+class grpc::SerializationTraits<stackstream::collector::ReceivedRequest> {
+ public:
+  static grpc::Status Deserialize(grpc::ByteBuffer* buffer,
+                                  stackstream::collector::ReceivedRequest* out) {
+    out->request = nullptr;
+    out->arena.Reset();
+    out->bytes = buffer->Length();
+    auto* request =
+        google::protobuf::Arena::CreateMessage<stackstream::v1::IngestRequest>(&out->arena);
+    grpc::Status st =
+        grpc::GenericDeserialize<grpc::ProtoBufferReader, stackstream::v1::IngestRequest>(
+            buffer, request);
+    if (st.ok()) out->request = request;
+    return st;
+  }
+  // Only ever received.
+  static grpc::Status Serialize(const stackstream::collector::ReceivedRequest&, grpc::ByteBuffer*,
+                                bool*) {
+    return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "ReceivedRequest is not sent");
+  }
+};
 
 namespace stackstream {
 namespace collector {
@@ -55,17 +108,30 @@ void CopyCounters(const v1::Counters& counters, std::map<std::string, int64_t>* 
 class IngestServiceImpl final : public v1::IngestService::Service {
  public:
   IngestServiceImpl(Store* store, Metrics* metrics, const IngestOptions& options)
-      : store_(store), metrics_(metrics), token_(options.auth_token), limits_(options.limits) {}
+      : store_(store), metrics_(metrics), token_(options.auth_token), limits_(options.limits) {
+    // Stream reads ReceivedRequests (method 0 is Stream; the handler is the
+    // generated one's with our request type).
+    MarkMethodStreamed(
+        0, new grpc::internal::BidiStreamingHandler<IngestServiceImpl, ReceivedRequest,
+                                                    v1::IngestAck>(
+               [](IngestServiceImpl* service, grpc::ServerContext* ctx,
+                  grpc::ServerReaderWriter<v1::IngestAck, ReceivedRequest>* stream) {
+                 return service->ReceiveStream(ctx, stream);
+               },
+               this));
+  }
 
-  grpc::Status Stream(grpc::ServerContext* ctx,
-                      grpc::ServerReaderWriter<v1::IngestAck, v1::IngestRequest>* stream) override {
+  grpc::Status ReceiveStream(grpc::ServerContext* ctx,
+                             grpc::ServerReaderWriter<v1::IngestAck, ReceivedRequest>* stream) {
     grpc::Status st = Authenticate(ctx);
     if (!st.ok()) return st;
     if (metrics_) metrics_->AgentConnected();
-    v1::IngestRequest request;
+    ReceivedRequest received;
     v1::IngestAck ack;
-    while (stream->Read(&request)) {
-      st = Handle(request, &ack);
+    while (stream->Read(&received) && received.request != nullptr) {
+      st = Handle(*received.request, received.bytes, &ack);
+      received.request = nullptr;
+      received.arena.Reset();  // an idle stream holds no summary
       if (!st.ok()) break;
       if (!stream->Write(ack)) {
         st = grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
@@ -80,7 +146,7 @@ class IngestServiceImpl final : public v1::IngestService::Service {
                     v1::IngestAck* ack) override {
     grpc::Status st = Authenticate(ctx);
     if (!st.ok()) return st;
-    return Handle(*request, ack);
+    return Handle(*request, request->ByteSizeLong(), ack);
   }
 
  private:
@@ -107,7 +173,8 @@ class IngestServiceImpl final : public v1::IngestService::Service {
     return grpc::Status(GrpcCode(code), msg);
   }
 
-  grpc::Status Handle(const v1::IngestRequest& request, v1::IngestAck* ack) {
+  // "bytes": the request's serialized size (stackstream_bytes_received_total).
+  grpc::Status Handle(const v1::IngestRequest& request, size_t bytes, v1::IngestAck* ack) {
     const v1::StackSummary& summary = request.summary();
     Status s = ValidateSummary(summary, limits_);
     if (!s.ok()) {
@@ -168,8 +235,7 @@ class IngestServiceImpl final : public v1::IngestService::Service {
       if (duplicate) {
         metrics_->SummaryDuplicate();
       } else {
-        metrics_->SummaryIngested(record.profile.TotalCount(),
-                                  static_cast<int64_t>(request.ByteSizeLong()));
+        metrics_->SummaryIngested(record.profile.TotalCount(), static_cast<int64_t>(bytes));
       }
     }
     ack->set_sequence(request.sequence());

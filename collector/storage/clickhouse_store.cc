@@ -22,8 +22,6 @@ namespace {
 
 constexpr int64_t kBucketNanos = 10LL * 1000 * 1000 * 1000;  // as SqliteStore
 constexpr int64_t kPartitionNanos = 3600LL * 1000 * 1000 * 1000;  // one hour
-constexpr size_t kMaxBatch = 256;
-constexpr std::chrono::milliseconds kMaxBatchWindow{20};
 constexpr size_t kMaxCacheEntries = 1 << 20;
 constexpr int kMutationWaitSeconds = 120;
 
@@ -390,58 +388,9 @@ ClickHouseStore::Node* ClickHouseStore::NodeFor(const std::string& agent_instanc
 Status ClickHouseStore::Write(const SummaryRecord& record, bool* duplicate) {
   Writer w;
   w.record = &record;
-  std::unique_lock<std::mutex> lock(queue_mu_);
-  queue_.push_back(&w);
-  NoteConcurrency(queue_.size());
-  // A leader gathering its batch wants to hear of every new writer.
-  if (queue_.size() > 1) queue_.front()->cv.notify_one();
-  while (!w.done && &w != queue_.front()) w.cv.wait(lock);
-  if (!w.done) {
-    // This thread leads. Every batch costs the server a few parts whatever
-    // its size, so wait a little for the writers that were in the last
-    // batches (each ingest stream has one summary in the store at a time,
-    // and they come back staggered): until as many are queued as recently
-    // were at once, or the window is over.
-    const auto deadline = std::chrono::steady_clock::now() + batch_window_;
-    while (queue_.size() < std::min(concurrency_, kMaxBatch) &&
-           w.cv.wait_until(lock, deadline) != std::cv_status::timeout) {
-    }
-    std::vector<Writer*> batch;
-    for (Writer* q : queue_) {
-      batch.push_back(q);
-      if (batch.size() >= kMaxBatch) break;
-    }
-    lock.unlock();
-    const auto t0 = std::chrono::steady_clock::now();
-    {
-      std::lock_guard<std::mutex> commit_lock(commit_mu_);
-      CommitBatch(batch);
-    }
-    const auto took = std::chrono::steady_clock::now() - t0;
-    lock.lock();
-    // The window: a fifth of a commit, at most kMaxBatchWindow.
-    batch_window_ = std::min<std::chrono::steady_clock::duration>(took / 5, kMaxBatchWindow);
-    for (Writer* q : batch) {
-      queue_.pop_front();
-      q->done = true;
-      if (q != &w) q->cv.notify_one();
-    }
-    if (!queue_.empty()) queue_.front()->cv.notify_one();
-  }
+  group_commit_.Run(&w, [this](const std::vector<Writer*>& batch) { CommitBatch(batch); });
   if (duplicate != nullptr) *duplicate = w.duplicate;
   return w.status;
-}
-
-void ClickHouseStore::NoteConcurrency(size_t queued) {
-  // The most writers queued at once over the last one to two seconds.
-  const auto now = std::chrono::steady_clock::now();
-  if (now - peak_since_ > std::chrono::seconds(1)) {
-    previous_peak_ = current_peak_;
-    current_peak_ = 0;
-    peak_since_ = now;
-  }
-  current_peak_ = std::max(current_peak_, queued);
-  concurrency_ = std::max(current_peak_, previous_peak_);
 }
 
 void ClickHouseStore::CommitBatch(const std::vector<Writer*>& batch) {

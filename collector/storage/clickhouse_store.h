@@ -54,6 +54,7 @@
 #include <vector>
 
 #include "storage/clickhouse_client.h"
+#include "storage/group_commit.h"
 #include "storage/store.h"
 
 namespace stackstream {
@@ -141,17 +142,8 @@ class ClickHouseStore : public Store {
   std::string cluster_;                       // empty: one node
   std::string version_;
 
-  // Records "queued" writers waiting at once (GUARDED_BY(queue_mu_)).
-  void NoteConcurrency(size_t queued);
-
-  std::mutex queue_mu_;
-  std::deque<Writer*> queue_;  // GUARDED_BY(queue_mu_)
-  // How long a batch's leader waits for more writers, and for how many.
-  std::chrono::steady_clock::duration batch_window_{};  // GUARDED_BY(queue_mu_)
-  size_t concurrency_ = 1;                               // GUARDED_BY(queue_mu_)
-  size_t current_peak_ = 0, previous_peak_ = 0;          // GUARDED_BY(queue_mu_)
-  std::chrono::steady_clock::time_point peak_since_;     // GUARDED_BY(queue_mu_)
-  std::mutex commit_mu_;       // one batch at a time
+  // Batches of up to 256 writes; a leader waits at most 20 ms for more.
+  GroupCommit<Writer> group_commit_{256, std::chrono::milliseconds(20)};
 
   std::mutex cache_mu_;
   std::unordered_map<uint64_t, StackRow> stack_cache_;  // GUARDED_BY(cache_mu_)

@@ -18,7 +18,6 @@ namespace collector {
 
 namespace {
 
-constexpr size_t kMaxBatch = 64;
 constexpr size_t kMaxCacheEntries = 1 << 20;
 constexpr size_t kMaxIdleReaders = 8;
 
@@ -34,6 +33,14 @@ constexpr size_t kMaxIdleReaders = 8;
   } while (0)
 
 // --- SQL (statement cache keys are these arrays' addresses) ---
+// Transaction control of a write batch, prepared once like the rest (each
+// batch runs 2 + 2 per record of them).
+constexpr char kBegin[] = "BEGIN IMMEDIATE";
+constexpr char kSavepoint[] = "SAVEPOINT record";
+constexpr char kRelease[] = "RELEASE record";
+constexpr char kRollbackTo[] = "ROLLBACK TO record";
+constexpr char kCommit[] = "COMMIT";
+constexpr char kRollback[] = "ROLLBACK";
 constexpr char kInsertIngested[] =
     "INSERT OR IGNORE INTO ingested(agent_instance_id, sequence, window_start) VALUES(?1, ?2, ?3)";
 constexpr char kSelectString[] = "SELECT id FROM strings WHERE value = ?1";
@@ -111,16 +118,47 @@ uint64_t Fnv1a(const std::string& data, bool truncated) {
 }
 
 // (stack id, count) pairs <-> blob: ids ascending, delta-coded varints.
+// Encoding sums the counts of equal ids.
 std::string EncodeStackCounts(std::vector<std::pair<int64_t, int64_t>>* pairs) {
   std::sort(pairs->begin(), pairs->end());
   std::string out;
   int64_t prev = 0;
-  for (const auto& p : *pairs) {
-    PutVarint(&out, static_cast<uint64_t>(p.first - prev));
-    PutVarint(&out, static_cast<uint64_t>(p.second));
-    prev = p.first;
+  for (size_t i = 0; i < pairs->size();) {
+    const int64_t id = (*pairs)[i].first;
+    int64_t count = 0;
+    for (; i < pairs->size() && (*pairs)[i].first == id; ++i) count += (*pairs)[i].second;
+    PutVarint(&out, static_cast<uint64_t>(id - prev));
+    PutVarint(&out, static_cast<uint64_t>(count));
+    prev = id;
   }
   return out;
+}
+
+// The samples row of "p" whose sample i has stack "stack_ids[i]" (every
+// sample with a count > 0 has one): its stack_counts blob (empty: no
+// samples) and its labelled samples' blob (empty: none).
+void EncodeSamples(const Profile& p, const std::vector<int64_t>& stack_ids,
+                   std::string* counts_blob, std::string* labeled_blob) {
+  std::vector<std::pair<int64_t, int64_t>> pairs;
+  pairs.reserve(p.samples.size());
+  std::vector<LabeledEntry> labeled;
+  for (size_t i = 0; i < p.samples.size(); ++i) {
+    const ProfileSample& sample = p.samples[i];
+    if (sample.count <= 0) continue;
+    pairs.emplace_back(stack_ids[i], sample.count);
+    if (!sample.labels.empty()) {
+      labeled.push_back({static_cast<uint64_t>(stack_ids[i]), sample.count, sample.labels});
+    }
+  }
+  *counts_blob = EncodeStackCounts(&pairs);
+  labeled_blob->clear();
+  if (!labeled.empty()) *labeled_blob = EncodeLabeledEntries(labeled);
+}
+
+// A stack's cache key: its frame ids' varints, then the truncated flag.
+void StackKey(const std::string& frame_ids, bool truncated, std::string* key) {
+  *key = frame_ids;
+  key->push_back(truncated ? 1 : 0);
 }
 
 // Calls fn(stack_id, count) for each pair; false on a malformed blob.
@@ -167,6 +205,10 @@ class ReadTxn {
 
 struct SqliteStore::Writer {
   const SummaryRecord* record = nullptr;
+  // Per sample of record->profile: its stack id, 0 while not known.
+  std::vector<int64_t> stack_ids;
+  bool encoded = false;  // every stack is known and the two blobs are set
+  std::string counts_blob, labeled_blob;  // EncodeSamples
   bool duplicate = false;
   bool done = false;
   Status status;
@@ -206,71 +248,114 @@ SqliteStore::~SqliteStore() = default;
 Status SqliteStore::Write(const SummaryRecord& record, bool* duplicate) {
   Writer w;
   w.record = &record;
-  std::unique_lock<std::mutex> lock(queue_mu_);
-  queue_.push_back(&w);
-  while (!w.done && &w != queue_.front()) w.cv.wait(lock);
-  if (!w.done) {
-    // This thread leads: commit everything queued so far in one transaction.
-    std::vector<Writer*> batch;
-    for (Writer* q : queue_) {
-      batch.push_back(q);
-      if (batch.size() >= kMaxBatch) break;
-    }
-    lock.unlock();
-    {
-      std::lock_guard<std::mutex> writer_lock(writer_mu_);
-      CommitBatch(batch);
-    }
-    lock.lock();
-    for (Writer* q : batch) {
-      queue_.pop_front();
-      q->done = true;
-      if (q != &w) q->cv.notify_one();
-    }
-    if (!queue_.empty()) queue_.front()->cv.notify_one();
-  }
+  ResolveKnown(record.profile, &w);
+  group_commit_.Run(&w, [this](const std::vector<Writer*>& batch) {
+    std::lock_guard<std::mutex> writer_lock(writer_mu_);
+    CommitBatch(batch);
+  });
   if (duplicate != nullptr) *duplicate = w.duplicate;
   return w.status;
 }
 
+void SqliteStore::ResolveKnown(const Profile& p, Writer* w) {
+  w->stack_ids.assign(p.samples.size(), 0);
+  std::vector<int64_t> frame_ids(p.frames.size(), -1);  // -1: not looked up; 0: unknown
+  std::string key;  // as StackKey()
+  bool all = true;
+  {
+    std::shared_lock<std::shared_mutex> lock(committed_mu_);
+    for (size_t i = 0; i < p.samples.size(); ++i) {
+      const ProfileSample& sample = p.samples[i];
+      if (sample.count <= 0) continue;
+      key.clear();
+      bool known = true;
+      for (uint32_t f : sample.frames) {
+        if (f >= frame_ids.size()) {  // WriteOne reports it
+          known = false;
+          break;
+        }
+        int64_t& id = frame_ids[f];
+        if (id < 0) {
+          auto it = frame_ids_.find(p.frames[f]);
+          id = it == frame_ids_.end() ? 0 : it->second;
+        }
+        if (id == 0) {
+          known = false;
+          break;
+        }
+        PutVarint(&key, static_cast<uint64_t>(id));
+      }
+      if (known) {
+        key.push_back(sample.truncated ? 1 : 0);
+        auto it = stack_ids_.find(key);
+        if (it != stack_ids_.end()) {
+          w->stack_ids[i] = it->second;
+        } else {
+          known = false;
+        }
+      }
+      all = all && known;
+    }
+  }
+  if (all) {
+    EncodeSamples(p, w->stack_ids, &w->counts_blob, &w->labeled_blob);
+    w->encoded = true;
+  }
+}
+
 void SqliteStore::CommitBatch(const std::vector<Writer*>& batch) {
-  Status s = writer_->Exec("BEGIN IMMEDIATE");
+  auto run = [this](const char* sql) {
+    SS_PREPARE(st, writer_.get(), sql);
+    return st.Run();
+  };
+  Status s = run(kBegin);
   if (!s.ok()) {
     for (Writer* w : batch) w->status = s;
     return;
   }
   for (Writer* w : batch) {
-    Status rs = writer_->Exec("SAVEPOINT record");
-    if (rs.ok()) rs = WriteOne(*w->record, &w->duplicate);
+    Status rs = run(kSavepoint);
+    if (rs.ok()) rs = WriteOne(w);
     if (rs.ok()) {
-      rs = writer_->Exec("RELEASE record");
+      rs = run(kRelease);
     } else {
-      writer_->Exec("ROLLBACK TO record");
-      writer_->Exec("RELEASE record");
+      run(kRollbackTo);
+      run(kRelease);
       ClearWriteCaches();
       w->duplicate = false;
     }
     w->status = rs;
   }
-  s = writer_->Exec("COMMIT");
+  s = run(kCommit);
   if (!s.ok()) {
-    writer_->Exec("ROLLBACK");
+    run(kRollback);
     ClearWriteCaches();
     for (Writer* w : batch) {
       if (w->status.ok()) w->status = s;
       w->duplicate = false;
     }
+    return;
   }
+  if (new_frame_ids_.empty() && new_stack_ids_.empty()) return;
+  std::unique_lock<std::shared_mutex> lock(committed_mu_);
+  if (frame_ids_.size() + new_frame_ids_.size() > kMaxCacheEntries) frame_ids_.clear();
+  if (stack_ids_.size() + new_stack_ids_.size() > kMaxCacheEntries) stack_ids_.clear();
+  frame_ids_.merge(new_frame_ids_);
+  stack_ids_.merge(new_stack_ids_);
+  new_frame_ids_.clear();
+  new_stack_ids_.clear();
 }
 
 void SqliteStore::ClearWriteCaches() {
   string_ids_.clear();
-  frame_ids_.clear();
-  stack_ids_.clear();
+  new_frame_ids_.clear();
+  new_stack_ids_.clear();
   series_ids_.clear();
 }
 
-Status SqliteStore::WriteOne(const SummaryRecord& record, bool* duplicate) {
+Status SqliteStore::WriteOne(Writer* w) {
+  const SummaryRecord& record = *w->record;
+  bool* duplicate = &w->duplicate;
   *duplicate = false;
   if (record.service.empty()) return Status::InvalidArgument("record has no service");
   if (record.agent_instance_id.empty()) {
@@ -292,26 +377,24 @@ Status SqliteStore::WriteOne(const SummaryRecord& record, bool* duplicate) {
   int64_t series_id = 0, mode_id = 0;
   SS_RETURN_IF_ERROR(UpsertSeries(record, bucket, &series_id));
   SS_RETURN_IF_ERROR(InternString(p.mode, &mode_id));
-  std::vector<int64_t> frame_ids(p.frames.size());
-  for (size_t i = 0; i < p.frames.size(); ++i) {
-    SS_RETURN_IF_ERROR(InternFrame(p.frames[i], &frame_ids[i]));
-  }
-  std::string blob;
-  std::unordered_map<int64_t, int64_t> counts;  // stack id -> count
-  std::vector<LabeledEntry> labeled;            // the labelled samples among them
-  for (const ProfileSample& sample : p.samples) {
-    if (sample.count <= 0) continue;
-    blob.clear();
-    for (uint32_t f : sample.frames) {
-      if (f >= frame_ids.size()) return Status::InvalidArgument("sample frame index out of range");
-      PutVarint(&blob, static_cast<uint64_t>(frame_ids[f]));
+  if (!w->encoded) {  // intern the stacks ResolveKnown did not find
+    std::vector<int64_t> frame_ids(p.frames.size(), 0);  // 0: not interned yet
+    std::string blob;
+    for (size_t i = 0; i < p.samples.size(); ++i) {
+      const ProfileSample& sample = p.samples[i];
+      if (sample.count <= 0 || w->stack_ids[i] != 0) continue;
+      blob.clear();
+      for (uint32_t f : sample.frames) {
+        if (f >= frame_ids.size()) {
+          return Status::InvalidArgument("sample frame index out of range");
+        }
+        if (frame_ids[f] == 0) SS_RETURN_IF_ERROR(InternFrame(p.frames[f], &frame_ids[f]));
+        PutVarint(&blob, static_cast<uint64_t>(frame_ids[f]));
+      }
+      SS_RETURN_IF_ERROR(InternStack(blob, sample.truncated, &w->stack_ids[i]));
     }
-    int64_t stack_id = 0;
-    SS_RETURN_IF_ERROR(InternStack(blob, sample.truncated, &stack_id));
-    counts[stack_id] += sample.count;
-    if (!sample.labels.empty()) {
-      labeled.push_back({static_cast<uint64_t>(stack_id), sample.count, sample.labels});
-    }
+    EncodeSamples(p, w->stack_ids, &w->counts_blob, &w->labeled_blob);
+    w->encoded = true;
   }
   // Drop counters go in with the samples, in the same savepoint: a duplicate
   // summary returned above, so its counters are never added twice.
@@ -325,16 +408,15 @@ Status SqliteStore::WriteOne(const SummaryRecord& record, bool* duplicate) {
     SS_RETURN_IF_ERROR(st.Run());
   }
   // An empty in-use snapshot is data (nothing live any more): stored too.
-  if (counts.empty() && !IsGaugeSampleType(p.mode)) return Status::OK();
-  std::vector<std::pair<int64_t, int64_t>> pairs(counts.begin(), counts.end());
+  if (w->counts_blob.empty() && !IsGaugeSampleType(p.mode)) return Status::OK();
   SS_PREPARE(st, writer_.get(), kInsertSamples);
-  st.Bind(1, series_id).Bind(2, bucket).Bind(3, mode_id).BindBlob(4, EncodeStackCounts(&pairs))
+  st.Bind(1, series_id).Bind(2, bucket).Bind(3, mode_id).BindBlob(4, w->counts_blob)
       .Bind(5, record.pid);
   SS_RETURN_IF_ERROR(st.Run());
-  if (!labeled.empty()) {
+  if (!w->labeled_blob.empty()) {
     const int64_t sample_id = writer_->LastInsertRowid();
     SS_PREPARE(ls, writer_.get(), kInsertLabeled);
-    ls.Bind(1, sample_id).BindBlob(2, EncodeLabeledEntries(labeled));
+    ls.Bind(1, sample_id).BindBlob(2, w->labeled_blob);
     SS_RETURN_IF_ERROR(ls.Run());
   }
   return Status::OK();
@@ -368,7 +450,7 @@ Status SqliteStore::InternString(const std::string& value, int64_t* id) {
 
 Status SqliteStore::InternFrame(const Frame& frame, int64_t* id) {
   auto it = frame_ids_.find(frame);
-  if (it != frame_ids_.end()) {
+  if (it != frame_ids_.end() || (it = new_frame_ids_.find(frame)) != new_frame_ids_.end()) {
     *id = it->second;
     return Status::OK();
   }
@@ -394,16 +476,15 @@ Status SqliteStore::InternFrame(const Frame& frame, int64_t* id) {
       *id = sqlite3_last_insert_rowid(writer_->db());
     }
   }
-  if (frame_ids_.size() >= kMaxCacheEntries) frame_ids_.clear();
-  frame_ids_.emplace(frame, *id);
+  new_frame_ids_.emplace(frame, *id);
   return Status::OK();
 }
 
 Status SqliteStore::InternStack(const std::string& frame_ids, bool truncated, int64_t* id) {
-  std::string key = frame_ids;
-  key.push_back(truncated ? 1 : 0);
+  std::string key;
+  StackKey(frame_ids, truncated, &key);
   auto it = stack_ids_.find(key);
-  if (it != stack_ids_.end()) {
+  if (it != stack_ids_.end() || (it = new_stack_ids_.find(key)) != new_stack_ids_.end()) {
     *id = it->second;
     return Status::OK();
   }
@@ -428,8 +509,7 @@ Status SqliteStore::InternStack(const std::string& frame_ids, bool truncated, in
     SS_RETURN_IF_ERROR(ins.Run());
     *id = sqlite3_last_insert_rowid(writer_->db());
   }
-  if (stack_ids_.size() >= kMaxCacheEntries) stack_ids_.clear();
-  stack_ids_.emplace(std::move(key), *id);
+  new_stack_ids_.emplace(std::move(key), *id);
   return Status::OK();
 }
 

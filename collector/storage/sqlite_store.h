@@ -4,9 +4,12 @@
 // Durability: WAL journal with synchronous=FULL; Write() returns only after
 // its transaction committed (WAL fsynced), so an acknowledged summary
 // survives SIGKILL and power loss. Concurrent Write() calls are group
-// committed (leveldb-style writer queue): the first waiting writer commits
-// every queued record in one transaction, each record in its own savepoint,
-// so one bad record never fails its neighbours.
+// committed (group_commit.h): a batch's leader commits the queued records in
+// one transaction, each record in its own savepoint, so one bad record never
+// fails its neighbours. Only SQL runs in that serialized section: before a
+// record queues, its caller's thread looks its frames and stacks up in the
+// ids of committed transactions (in steady state all of them are known) and
+// encodes its samples row, in parallel with the batch being committed.
 //
 // Time: a summary's samples land in the kBucketNanos bucket holding its
 // window start. A query [from, to) reads every bucket that overlaps it (bucket
@@ -23,10 +26,12 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <shared_mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "storage/group_commit.h"
 #include "storage/sqlite_connection.h"
 #include "storage/store.h"
 
@@ -75,9 +80,13 @@ class SqliteStore : public Store {
 
   explicit SqliteStore(std::string path) : path_(std::move(path)) {}
 
+  // Write path, caller's thread: stack ids of "p"'s samples from the
+  // committed ids (0: not known yet); when all are known, also the samples
+  // row (Writer::samples_blob, labeled_blob).
+  void ResolveKnown(const Profile& p, Writer* w);
   // Write path. REQUIRES: writer_mu_ held.
   void CommitBatch(const std::vector<Writer*>& batch);
-  Status WriteOne(const SummaryRecord& record, bool* duplicate);
+  Status WriteOne(Writer* w);
   Status InternString(const std::string& value, int64_t* id);
   Status InternFrame(const Frame& frame, int64_t* id);
   Status InternStack(const std::string& frame_ids, bool truncated, int64_t* id);
@@ -97,17 +106,24 @@ class SqliteStore : public Store {
 
   const std::string path_;
 
-  // Group commit queue.
-  std::mutex queue_mu_;
-  std::deque<Writer*> queue_;  // GUARDED_BY(queue_mu_)
+  // Batches of up to 64 records; a leader waits at most 20 ms for more.
+  GroupCommit<Writer> group_commit_{64, std::chrono::milliseconds(20)};
 
-  // The writer connection and its id caches (content -> id).
+  // The writer connection and its id caches (content -> id); these may
+  // hold ids of the open transaction and are cleared when it fails.
   std::mutex writer_mu_;
   std::unique_ptr<SqliteConnection> writer_;                    // GUARDED_BY(writer_mu_)
   std::unordered_map<std::string, int64_t> string_ids_;         // GUARDED_BY(writer_mu_)
-  std::unordered_map<Frame, int64_t, FrameHash> frame_ids_;     // GUARDED_BY(writer_mu_)
-  std::unordered_map<std::string, int64_t> stack_ids_;          // GUARDED_BY(writer_mu_)
+  std::unordered_map<Frame, int64_t, FrameHash> new_frame_ids_;  // GUARDED_BY(writer_mu_)
+  std::unordered_map<std::string, int64_t> new_stack_ids_;      // GUARDED_BY(writer_mu_)
   std::unordered_map<std::string, int64_t> series_ids_;         // GUARDED_BY(writer_mu_)
+  // Frame and stack ids of committed transactions (ids are never reused or
+  // deleted): read by any writing thread under a shared lock; the writer
+  // adds new_frame_ids_/new_stack_ids_ after each COMMIT under writer_mu_
+  // and a unique lock (so the writer reads them without this lock).
+  std::shared_mutex committed_mu_;
+  std::unordered_map<Frame, int64_t, FrameHash> frame_ids_;     // GUARDED_BY(committed_mu_)
+  std::unordered_map<std::string, int64_t> stack_ids_;          // GUARDED_BY(committed_mu_)
 
   // Reader pool and id -> content caches (ids are never reused).
   std::mutex readers_mu_;

@@ -1,5 +1,6 @@
 #include "profile.h"
 
+#include <algorithm>
 #include <functional>
 
 namespace stackstream {
@@ -41,47 +42,80 @@ size_t FrameHash::operator()(const Frame& f) const {
   return h;
 }
 
-size_t ProfileBuilder::StackKeyHash::operator()(const std::vector<uint32_t>& v) const {
-  size_t h = v.size();
-  for (uint32_t x : v) HashCombine(&h, x);
-  return h;
-}
-
 int64_t Profile::TotalCount() const {
   int64_t total = 0;
   for (const auto& s : samples) total += s.count;
   return total;
 }
 
-uint32_t ProfileBuilder::InternFrame(const Frame& frame) {
-  auto it = frame_index_.find(frame);
-  if (it != frame_index_.end()) return it->second;
-  uint32_t idx = static_cast<uint32_t>(profile_.frames.size());
-  profile_.frames.push_back(frame);
-  frame_index_.emplace(frame, idx);
+void ProfileBuilder::Index::Reserve(size_t n) {
+  size_t want = 16;
+  while (want < 2 * n) want *= 2;
+  if (want <= slots_.size()) return;
+  std::vector<Entry> old;
+  old.swap(slots_);
+  slots_.resize(want);
+  size_ = 0;
+  for (const Entry& e : old) {
+    if (e.index != kEmpty) Insert(e.hash, e.index, e.tag);
+  }
+}
+
+void ProfileBuilder::Index::Insert(size_t hash, uint32_t index, uint32_t tag) {
+  if (2 * (size_ + 1) > slots_.size()) Reserve(size_ + 1);
+  size_t i = hash & (slots_.size() - 1);
+  while (slots_[i].index != kEmpty) i = (i + 1) & (slots_.size() - 1);
+  slots_[i] = Entry{hash, index, tag};
+  ++size_;
+}
+
+void ProfileBuilder::Reserve(size_t frames, size_t samples) {
+  profile_.frames.reserve(profile_.frames.size() + frames);
+  profile_.samples.reserve(profile_.samples.size() + samples);
+  frame_index_.Reserve(profile_.frames.size() + frames);
+  sample_index_.Reserve(profile_.samples.size() + samples);
+}
+
+template <typename F>
+uint32_t ProfileBuilder::Intern(F&& frame) {
+  const size_t h = FrameHash()(frame);
+  const Index::Entry* e = frame_index_.Find(
+      h, [&](const Index::Entry& entry) { return profile_.frames[entry.index] == frame; });
+  if (e != nullptr) return e->index;
+  const uint32_t idx = static_cast<uint32_t>(profile_.frames.size());
+  profile_.frames.push_back(std::forward<F>(frame));
+  frame_index_.Insert(h, idx, 0);
   return idx;
 }
 
-void ProfileBuilder::AddSample(const std::vector<uint32_t>& frames, int64_t count,
+uint32_t ProfileBuilder::InternFrame(const Frame& frame) { return Intern(frame); }
+uint32_t ProfileBuilder::InternFrame(Frame&& frame) { return Intern(std::move(frame)); }
+
+void ProfileBuilder::AddSample(const uint32_t* frames, size_t num_frames, int64_t count,
                                bool truncated, const SampleLabels& labels) {
   if (count <= 0) return;
-  key_ = frames;
+  uint32_t label_set = 0;
   if (!labels.empty()) {
-    // A marker no frame index reaches, then the label set's id.
-    auto ls = label_sets_.emplace(labels, static_cast<uint32_t>(label_sets_.size())).first;
-    key_.push_back(0xffffffffu);
-    key_.push_back(ls->second);
+    label_set = label_sets_.emplace(labels, static_cast<uint32_t>(label_sets_.size() + 1))
+                    .first->second;
   }
-  auto it = stack_index_.find(key_);
-  if (it != stack_index_.end()) {
-    ProfileSample& s = profile_.samples[it->second];
+  size_t h = num_frames;
+  for (size_t i = 0; i < num_frames; ++i) HashCombine(&h, frames[i]);
+  HashCombine(&h, label_set);
+  const Index::Entry* e = sample_index_.Find(h, [&](const Index::Entry& e) {
+    const ProfileSample& s = profile_.samples[e.index];
+    return e.tag == label_set && s.frames.size() == num_frames &&
+           std::equal(frames, frames + num_frames, s.frames.begin());
+  });
+  if (e != nullptr) {
+    ProfileSample& s = profile_.samples[e->index];
     s.count += count;
     s.truncated = s.truncated || truncated;
     return;
   }
-  stack_index_.emplace(key_, static_cast<uint32_t>(profile_.samples.size()));
+  sample_index_.Insert(h, static_cast<uint32_t>(profile_.samples.size()), label_set);
   ProfileSample s;
-  s.frames = frames;
+  s.frames.assign(frames, frames + num_frames);
   s.count = count;
   s.truncated = truncated;
   s.labels = labels;
@@ -111,8 +145,8 @@ void ProfileBuilder::Merge(const Profile& other) {
 Profile ProfileBuilder::Release() {
   Profile out = std::move(profile_);
   profile_ = Profile();
-  frame_index_.clear();
-  stack_index_.clear();
+  frame_index_.Clear();
+  sample_index_.Clear();
   label_sets_.clear();
   return out;
 }

@@ -88,13 +88,20 @@ class ProfileBuilder {
   ProfileBuilder(const ProfileBuilder&) = delete;
   ProfileBuilder& operator=(const ProfileBuilder&) = delete;
 
+  // Makes room for "frames" more frames and "samples" more samples.
+  void Reserve(size_t frames, size_t samples);
   // Returns the index of "frame" in the profile, adding it if new.
   uint32_t InternFrame(const Frame& frame);
+  uint32_t InternFrame(Frame&& frame);  // moved from only when new
   // Adds "count" samples of "frames" (leaf first, indexes from InternFrame)
   // with "labels" (sorted by key); samples of one stack with different labels
   // stay distinct.
   void AddSample(const std::vector<uint32_t>& frames, int64_t count, bool truncated = false,
-                 const SampleLabels& labels = {});
+                 const SampleLabels& labels = {}) {
+    AddSample(frames.data(), frames.size(), count, truncated, labels);
+  }
+  void AddSample(const uint32_t* frames, size_t num_frames, int64_t count, bool truncated,
+                 const SampleLabels& labels);
   // Adds every sample of "other" (frames re-interned). Widens the time window.
   void Merge(const Profile& other);
 
@@ -103,14 +110,46 @@ class ProfileBuilder {
   Profile Release();
 
  private:
-  struct StackKeyHash {
-    size_t operator()(const std::vector<uint32_t>& v) const;
+  // Hash -> (index, tag) entries in one array (open addressing, linear
+  // probing, at most half full): the keys themselves stay in the profile.
+  class Index {
+   public:
+    struct Entry {
+      size_t hash = 0;
+      uint32_t index = kEmpty;
+      uint32_t tag = 0;
+    };
+    static constexpr uint32_t kEmpty = 0xffffffffu;
+    // The entry with "hash" for which matches(entry) holds, or null.
+    template <typename Matches>
+    const Entry* Find(size_t hash, Matches matches) const {
+      if (slots_.empty()) return nullptr;
+      for (size_t i = hash & (slots_.size() - 1);; i = (i + 1) & (slots_.size() - 1)) {
+        const Entry& e = slots_[i];
+        if (e.index == kEmpty) return nullptr;
+        if (e.hash == hash && matches(e)) return &e;
+      }
+    }
+    void Insert(size_t hash, uint32_t index, uint32_t tag);
+    void Reserve(size_t n);
+    void Clear() {
+      slots_.clear();
+      size_ = 0;
+    }
+
+   private:
+    std::vector<Entry> slots_;  // size: 0 or a power of two
+    size_t size_ = 0;
   };
+
+  template <typename F>
+  uint32_t Intern(F&& frame);
+
   Profile profile_;
-  std::unordered_map<Frame, uint32_t, FrameHash> frame_index_;
-  std::unordered_map<std::vector<uint32_t>, uint32_t, StackKeyHash> stack_index_;
-  std::map<SampleLabels, uint32_t> label_sets_;  // -> id, part of a labelled sample's key
-  std::vector<uint32_t> key_;                     // scratch
+  Index frame_index_;   // FrameHash -> index into profile_.frames
+  Index sample_index_;  // stack and label set -> index into profile_.samples (tag: label set)
+  // Label set -> id (0: no labels), part of a sample's key.
+  std::map<SampleLabels, uint32_t> label_sets_;
 };
 
 }  // namespace stackstream

@@ -37,9 +37,11 @@ void AddSamples(const v1::StackSummary& s,
   if (s.end_time_unix_nanos() > p->end_unix_nanos) p->end_unix_nanos = s.end_time_unix_nanos();
 
   const auto& strings = s.string_table();
+  builder->Reserve(s.locations_size(), samples.size());
   // Each location expands to one frame per line, inlined callee first; the
-  // last line is the real (non-inlined) frame.
-  std::vector<std::vector<uint32_t>> location_frames(s.locations_size());
+  // last line is the real (non-inlined) frame. Frame indexes of location i:
+  // location_frames[location_start[i] .. location_start[i + 1]).
+  std::vector<uint32_t> location_frames, location_start(s.locations_size() + 1, 0);
   for (int i = 0; i < s.locations_size(); ++i) {
     const auto& loc = s.locations(i);
     const auto& mapping = s.mappings(loc.mapping_index());
@@ -53,15 +55,18 @@ void AddSamples(const v1::StackSummary& s,
       f.module = strings[mapping.path_strindex()];
       f.build_id = mapping.build_id();
       f.inlined = j + 1 < loc.lines_size();
-      location_frames[i].push_back(builder->InternFrame(f));
+      location_frames.push_back(builder->InternFrame(std::move(f)));
     }
+    location_start[i + 1] = static_cast<uint32_t>(location_frames.size());
   }
-  std::vector<std::vector<uint32_t>> stack_frames(s.stacks_size());
+  // The same for stacks: stack_frames[stack_start[i] .. stack_start[i + 1]).
+  std::vector<uint32_t> stack_frames, stack_start(s.stacks_size() + 1, 0);
   for (int i = 0; i < s.stacks_size(); ++i) {
     for (uint32_t loc : s.stacks(i).location_indexes()) {
-      const auto& fr = location_frames[loc];
-      stack_frames[i].insert(stack_frames[i].end(), fr.begin(), fr.end());
+      stack_frames.insert(stack_frames.end(), location_frames.begin() + location_start[loc],
+                          location_frames.begin() + location_start[loc + 1]);
     }
+    stack_start[i + 1] = static_cast<uint32_t>(stack_frames.size());
   }
   SampleLabels labels;
   for (const auto& smp : samples) {
@@ -69,8 +74,9 @@ void AddSamples(const v1::StackSummary& s,
     for (const auto& l : smp.labels()) {
       labels.emplace_back(strings[l.key_strindex()], strings[l.value_strindex()]);
     }
-    builder->AddSample(stack_frames[smp.stack_index()], smp.count(),
-                       s.stacks(smp.stack_index()).truncated(), labels);
+    const uint32_t st = smp.stack_index();
+    builder->AddSample(stack_frames.data() + stack_start[st], stack_start[st + 1] - stack_start[st],
+                       smp.count(), s.stacks(st).truncated(), labels);
   }
 }
 

@@ -67,26 +67,31 @@ Status ValidateSummary(const v1::StackSummary& s, const SummaryLimits& limits) {
                                        std::to_string(limits.max_string_bytes) + ")");
     }
   }
-  auto check_str = [&](const std::string& path, uint32_t idx) -> Status {
-    if (idx >= static_cast<uint32_t>(nstr)) return OutOfRange(path, idx, nstr, "strings");
-    return Status::OK();
-  };
-  Status st;
+  // Paths for messages are built only when a check fails: this runs on every
+  // summary ingested, and almost all of them are valid.
+  const auto bad_str = [nstr](uint32_t idx) { return idx >= static_cast<uint32_t>(nstr); };
   // 6. string indexes in mappings, functions, threads
   for (int i = 0; i < s.mappings_size(); ++i) {
-    st = check_str(Idx("mappings", i) + ".path_strindex", s.mappings(i).path_strindex());
-    if (!st.ok()) return st;
+    if (bad_str(s.mappings(i).path_strindex())) {
+      return OutOfRange(Idx("mappings", i) + ".path_strindex", s.mappings(i).path_strindex(), nstr,
+                        "strings");
+    }
   }
   for (int i = 0; i < s.functions_size(); ++i) {
     const auto& f = s.functions(i);
-    const std::string p = Idx("functions", i);
-    if (!(st = check_str(p + ".name_strindex", f.name_strindex())).ok()) return st;
-    if (!(st = check_str(p + ".system_name_strindex", f.system_name_strindex())).ok()) return st;
-    if (!(st = check_str(p + ".filename_strindex", f.filename_strindex())).ok()) return st;
+    const std::pair<const char*, uint32_t> fields[] = {
+        {".name_strindex", f.name_strindex()},
+        {".system_name_strindex", f.system_name_strindex()},
+        {".filename_strindex", f.filename_strindex()}};
+    for (const auto& [field, idx] : fields) {
+      if (bad_str(idx)) return OutOfRange(Idx("functions", i) + field, idx, nstr, "strings");
+    }
   }
   for (int i = 0; i < s.threads_size(); ++i) {
-    st = check_str(Idx("threads", i) + ".name_strindex", s.threads(i).name_strindex());
-    if (!st.ok()) return st;
+    if (bad_str(s.threads(i).name_strindex())) {
+      return OutOfRange(Idx("threads", i) + ".name_strindex", s.threads(i).name_strindex(), nstr,
+                        "strings");
+    }
   }
   // 8. sizes
   if (s.locations_size() > limits.max_locations) {
@@ -100,14 +105,14 @@ Status ValidateSummary(const v1::StackSummary& s, const SummaryLimits& limits) {
   // 7. locations
   for (int i = 0; i < s.locations_size(); ++i) {
     const auto& loc = s.locations(i);
-    const std::string p = Idx("locations", i);
+    const auto p = [i] { return Idx("locations", i); };
     if (loc.mapping_index() >= static_cast<uint32_t>(s.mappings_size())) {
-      return OutOfRange(p + ".mapping_index", loc.mapping_index(), s.mappings_size(), "mappings");
+      return OutOfRange(p() + ".mapping_index", loc.mapping_index(), s.mappings_size(), "mappings");
     }
-    if (loc.lines_size() == 0) return Status::InvalidArgument(p + ".lines: empty");
+    if (loc.lines_size() == 0) return Status::InvalidArgument(p() + ".lines: empty");
     for (int j = 0; j < loc.lines_size(); ++j) {
       if (loc.lines(j).function_index() >= static_cast<uint32_t>(s.functions_size())) {
-        return OutOfRange(p + Idx(".lines", j) + ".function_index", loc.lines(j).function_index(),
+        return OutOfRange(p() + Idx(".lines", j) + ".function_index", loc.lines(j).function_index(),
                           s.functions_size(), "functions");
       }
     }
@@ -115,18 +120,18 @@ Status ValidateSummary(const v1::StackSummary& s, const SummaryLimits& limits) {
   // 9. stacks
   for (int i = 0; i < s.stacks_size(); ++i) {
     const auto& stack = s.stacks(i);
-    const std::string p = Idx("stacks", i);
+    const auto p = [i] { return Idx("stacks", i); };
     if (stack.location_indexes_size() == 0) {
-      return Status::InvalidArgument(p + ".location_indexes: empty");
+      return Status::InvalidArgument(p() + ".location_indexes: empty");
     }
     if (stack.location_indexes_size() > limits.max_depth) {
-      return Status::ResourceExhausted(p + ".location_indexes: depth " +
+      return Status::ResourceExhausted(p() + ".location_indexes: depth " +
                                        std::to_string(stack.location_indexes_size()) + " (max " +
                                        std::to_string(limits.max_depth) + ")");
     }
     for (int j = 0; j < stack.location_indexes_size(); ++j) {
       if (stack.location_indexes(j) >= static_cast<uint32_t>(s.locations_size())) {
-        return OutOfRange(p + Idx(".location_indexes", j), stack.location_indexes(j),
+        return OutOfRange(p() + Idx(".location_indexes", j), stack.location_indexes(j),
                           s.locations_size(), "locations");
       }
     }
@@ -134,49 +139,50 @@ Status ValidateSummary(const v1::StackSummary& s, const SummaryLimits& limits) {
   // 10. samples
   for (int i = 0; i < s.samples_size(); ++i) {
     const auto& smp = s.samples(i);
-    const std::string p = Idx("samples", i);
+    const auto p = [i] { return Idx("samples", i); };
     if (smp.stack_index() >= static_cast<uint32_t>(s.stacks_size())) {
-      return OutOfRange(p + ".stack_index", smp.stack_index(), s.stacks_size(), "stacks");
+      return OutOfRange(p() + ".stack_index", smp.stack_index(), s.stacks_size(), "stacks");
     }
     if (smp.count() <= 0) {
-      return Status::InvalidArgument(p + ".count: " + std::to_string(smp.count()) + " (must be > 0)");
+      return Status::InvalidArgument(p() + ".count: " + std::to_string(smp.count()) +
+                                     " (must be > 0)");
     }
     if (smp.thread_index() > static_cast<uint32_t>(s.threads_size())) {
-      return OutOfRange(p + ".thread_index", smp.thread_index(), s.threads_size(), "threads");
+      return OutOfRange(p() + ".thread_index", smp.thread_index(), s.threads_size(), "threads");
     }
     // 10c. sample labels
     if (smp.labels_size() > limits.max_sample_labels) {
-      return Status::ResourceExhausted(p + ".labels: " + std::to_string(smp.labels_size()) +
+      return Status::ResourceExhausted(p() + ".labels: " + std::to_string(smp.labels_size()) +
                                        " (max " + std::to_string(limits.max_sample_labels) + ")");
     }
     const std::string* prev_key = nullptr;
     for (int j = 0; j < smp.labels_size(); ++j) {
       const auto& l = smp.labels(j);
-      const std::string q = p + Idx(".labels", j);
+      const auto q = [&p, j] { return p() + Idx(".labels", j); };
       if (l.key_strindex() >= static_cast<uint32_t>(nstr)) {
-        return OutOfRange(q + ".key_strindex", l.key_strindex(), nstr, "strings");
+        return OutOfRange(q() + ".key_strindex", l.key_strindex(), nstr, "strings");
       }
       if (l.value_strindex() >= static_cast<uint32_t>(nstr)) {
-        return OutOfRange(q + ".value_strindex", l.value_strindex(), nstr, "strings");
+        return OutOfRange(q() + ".value_strindex", l.value_strindex(), nstr, "strings");
       }
       const std::string& key = s.string_table(static_cast<int>(l.key_strindex()));
       const std::string& value = s.string_table(static_cast<int>(l.value_strindex()));
       if (static_cast<int64_t>(key.size()) > limits.max_sample_label_key_bytes) {
-        return Status::ResourceExhausted(q + ".key: " + std::to_string(key.size()) +
+        return Status::ResourceExhausted(q() + ".key: " + std::to_string(key.size()) +
                                          " bytes (max " +
                                          std::to_string(limits.max_sample_label_key_bytes) + ")");
       }
       if (static_cast<int64_t>(value.size()) > limits.max_sample_label_value_bytes) {
-        return Status::ResourceExhausted(q + ".value: " + std::to_string(value.size()) +
+        return Status::ResourceExhausted(q() + ".value: " + std::to_string(value.size()) +
                                          " bytes (max " +
                                          std::to_string(limits.max_sample_label_value_bytes) + ")");
       }
       if (!ValidLabelKey(key)) {
-        return Status::InvalidArgument(q + ".key: \"" + key +
+        return Status::InvalidArgument(q() + ".key: \"" + key +
                                        "\" is not a valid label name ([a-zA-Z_][a-zA-Z0-9_.]*)");
       }
       if (prev_key != nullptr && !(*prev_key < key)) {
-        return Status::InvalidArgument(q + ".key: \"" + key +
+        return Status::InvalidArgument(q() + ".key: \"" + key +
                                        "\" not sorted or repeated (keys sorted, unique)");
       }
       prev_key = &key;
@@ -197,16 +203,16 @@ Status ValidateSummary(const v1::StackSummary& s, const SummaryLimits& limits) {
     }
     for (int i = 0; i < set.samples_size(); ++i) {
       const auto& smp = set.samples(i);
-      const std::string p = q + Idx(".samples", i);
+      const auto p = [&q, i] { return q + Idx(".samples", i); };
       if (smp.stack_index() >= static_cast<uint32_t>(s.stacks_size())) {
-        return OutOfRange(p + ".stack_index", smp.stack_index(), s.stacks_size(), "stacks");
+        return OutOfRange(p() + ".stack_index", smp.stack_index(), s.stacks_size(), "stacks");
       }
       if (smp.count() <= 0) {
-        return Status::InvalidArgument(p + ".count: " + std::to_string(smp.count()) +
+        return Status::InvalidArgument(p() + ".count: " + std::to_string(smp.count()) +
                                        " (must be > 0)");
       }
       if (smp.thread_index() > static_cast<uint32_t>(s.threads_size())) {
-        return OutOfRange(p + ".thread_index", smp.thread_index(), s.threads_size(), "threads");
+        return OutOfRange(p() + ".thread_index", smp.thread_index(), s.threads_size(), "threads");
       }
     }
   }

@@ -25,7 +25,7 @@
 // time that server and this process (agents and collectors) used, to tell a
 // saturated server from a waiting collector.
 //
-//   ingest_bench [--only ingest|query] [--agents 8] [--summaries 200]
+//   ingest_bench [--only ingest|query] [--agents 8] [--summaries 200] [--rounds 1]
 //                [--stacks 200] [--services 50] [--hours 24] [--flush-s 60]
 //                [--clickhouse clickhouse://127.0.0.1:8123/bench [--clickhouse-pid PID]]
 #include <grpcpp/grpcpp.h>
@@ -216,7 +216,7 @@ std::unique_ptr<Store> OpenFresh(const std::string& uri) {
   return store;
 }
 
-void RunIngest(int agents, int summaries, int stacks, const std::string& dir,
+void RunIngest(int agents, int summaries, int stacks, int rounds, const std::string& dir,
                const std::string& clickhouse, int clickhouse_pid) {
   std::vector<std::vector<v1::IngestRequest>> per_agent(agents);
   const int64_t t0 = (1700000000LL) * 1000000000LL;
@@ -246,48 +246,67 @@ void RunIngest(int agents, int summaries, int stacks, const std::string& dir,
                                                              base)) + "% of noop").c_str()
                     : "");
   };
+  // Each round runs noop, nostore and sqlite back to back (sqlite into a
+  // fresh database): on a shared machine a ratio within one round compares
+  // like with like, and the median over rounds steadies it.
   double noop_rate = 0;
-  {
-    NoopIngest svc;
-    grpc::ServerBuilder b;
-    int port = 0;
-    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-    b.RegisterService(&svc);
-    b.SetMaxReceiveMessageSize(16 << 20);
-    auto server = b.BuildAndStart();
-    IngestResult r = Drive(std::vector<std::string>(agents, "127.0.0.1:" + std::to_string(port)),
-                           per_agent);
-    noop_rate = r.summaries / r.seconds;
-    report("noop", r, 0);
-    server->Shutdown();
+  std::vector<double> nostore_ratios, sqlite_ratios;
+  for (int round = 0; round < rounds; ++round) {
+    if (rounds > 1) printf(" round %d\n", round + 1);
+    {
+      NoopIngest svc;
+      grpc::ServerBuilder b;
+      int port = 0;
+      b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+      b.RegisterService(&svc);
+      b.SetMaxReceiveMessageSize(16 << 20);
+      auto server = b.BuildAndStart();
+      IngestResult r = Drive(std::vector<std::string>(agents, "127.0.0.1:" + std::to_string(port)),
+                             per_agent);
+      noop_rate = r.summaries / r.seconds;
+      report("noop", r, 0);
+      server->Shutdown();
+    }
+    {
+      NullStore store;
+      IngestOptions o;
+      o.listen = "127.0.0.1:0";
+      IngestServer server(&store, nullptr, o);
+      if (!server.Start().ok()) abort();
+      IngestResult r =
+          Drive(std::vector<std::string>(agents, "127.0.0.1:" + std::to_string(server.port())),
+                per_agent);
+      report("nostore", r, noop_rate);
+      nostore_ratios.push_back(r.summaries / r.seconds / noop_rate);
+      server.Stop();
+    }
+    {
+      std::unique_ptr<Store> store;
+      Status s = OpenStore("sqlite:" + dir + "/ingest" + std::to_string(round) + "/profiles.db",
+                           &store);
+      if (!s.ok()) abort();
+      IngestOptions o;
+      o.listen = "127.0.0.1:0";
+      Metrics metrics;
+      IngestServer server(store.get(), &metrics, o);
+      if (!server.Start().ok()) abort();
+      IngestResult r =
+          Drive(std::vector<std::string>(agents, "127.0.0.1:" + std::to_string(server.port())),
+                per_agent);
+      report("sqlite", r, noop_rate);
+      sqlite_ratios.push_back(r.summaries / r.seconds / noop_rate);
+      server.Stop();
+      printf("  sqlite database after the run: %.1f MiB\n", store->SizeBytes() / 1048576.0);
+    }
   }
-  {
-    NullStore store;
-    IngestOptions o;
-    o.listen = "127.0.0.1:0";
-    IngestServer server(&store, nullptr, o);
-    if (!server.Start().ok()) abort();
-    report("nostore",
-           Drive(std::vector<std::string>(agents, "127.0.0.1:" + std::to_string(server.port())),
-                 per_agent),
-           noop_rate);
-    server.Stop();
-  }
-  {
-    std::unique_ptr<Store> store;
-    Status s = OpenStore("sqlite:" + dir + "/ingest/profiles.db", &store);
-    if (!s.ok()) abort();
-    IngestOptions o;
-    o.listen = "127.0.0.1:0";
-    Metrics metrics;
-    IngestServer server(store.get(), &metrics, o);
-    if (!server.Start().ok()) abort();
-    report("sqlite",
-           Drive(std::vector<std::string>(agents, "127.0.0.1:" + std::to_string(server.port())),
-                 per_agent),
-           noop_rate);
-    server.Stop();
-    printf("  sqlite database after the run: %.1f MiB\n", store->SizeBytes() / 1048576.0);
+  if (rounds > 1) {
+    auto summary = [](const char* name, std::vector<double> v) {
+      std::sort(v.begin(), v.end());
+      printf("  %-8s share of noop over %zu rounds: median %.0f%%, min %.0f%%, max %.0f%%\n",
+             name, v.size(), 100 * v[v.size() / 2], 100 * v.front(), 100 * v.back());
+    };
+    summary("nostore", nostore_ratios);
+    summary("sqlite", sqlite_ratios);
   }
   if (clickhouse.empty()) return;
   for (int collectors : {1, 2}) {
@@ -454,13 +473,15 @@ int main(int argc, char** argv) {
   CLI::App app{"collector ingest throughput and query latency"};
   std::string only;
   int agents = 8, summaries = 200, stacks = 200, services = 50, hours = 24, flush_s = 60,
-      qstacks = 100, queries = 100;
+      qstacks = 100, queries = 100, rounds = 1;
   std::string clickhouse;
   int clickhouse_pid = 0;
   app.add_option("--only", only, "ingest or query");
   app.add_option("--agents", agents);
   app.add_option("--summaries", summaries, "per agent");
   app.add_option("--stacks", stacks, "stacks per summary (ingest)");
+  app.add_option("--rounds", rounds,
+                 "ingest: run noop, nostore and sqlite this many times; print the median shares");
   app.add_option("--services", services);
   app.add_option("--hours", hours);
   app.add_option("--flush-s", flush_s, "seconds between one service's summaries (query data)");
@@ -479,7 +500,9 @@ int main(int argc, char** argv) {
 
   char tmpl[] = "/tmp/stackstream-ingest-bench-XXXXXX";
   std::string dir = mkdtemp(tmpl);
-  if (only.empty() || only == "ingest") RunIngest(agents, summaries, stacks, dir, clickhouse, clickhouse_pid);
+  if (only.empty() || only == "ingest") {
+    RunIngest(agents, summaries, stacks, rounds, dir, clickhouse, clickhouse_pid);
+  }
   if (only.empty() || only == "query") RunQuery(services, hours, flush_s, qstacks, queries, dir, clickhouse);
   std::filesystem::remove_all(dir);
   return 0;

@@ -442,6 +442,36 @@ TEST_F(IngestTest, MetricsCountIngestDuplicatesAndRejections) {
   EXPECT_NE(text.find("invalid"), std::string::npos) << text;
 }
 
+// stackstream_bytes_received_total: the serialized (uncompressed) size of
+// each summary stored, whether it came on a stream (the size gRPC received,
+// here gzip-compressed on the wire) or by Push; duplicates are not counted.
+TEST_F(IngestTest, BytesReceivedIsTheSerializedSizeOfEachStoredSummary) {
+  StartServer();
+  std::vector<v1::IngestRequest> reqs = {Request(1, Valid()), Request(2, Valid()),
+                                         Request(1, Valid())};
+  v1::Label* label = reqs[1].mutable_summary()->add_labels();
+  label->set_key("note");
+  label->set_value(std::string(60, 'x'));  // compresses well: wire size != size
+  auto ctx = Context();
+  ctx->set_compression_algorithm(GRPC_COMPRESS_GZIP);
+  auto stream = stub_->Stream(ctx.get());
+  v1::IngestAck ack;
+  for (const auto& r : reqs) {
+    ASSERT_TRUE(stream->Write(r));
+    ASSERT_TRUE(stream->Read(&ack));
+  }
+  EXPECT_TRUE(ack.duplicate());
+  stream->WritesDone();
+  ASSERT_TRUE(stream->Finish().ok());
+  v1::IngestRequest pushed = Request(3, Valid());
+  ASSERT_TRUE(Push(pushed, &ack).ok());
+  const size_t want = reqs[0].ByteSizeLong() + reqs[1].ByteSizeLong() + pushed.ByteSizeLong();
+  std::string text = metrics_.RenderPrometheus(0);
+  EXPECT_NE(text.find("\nstackstream_bytes_received_total " + std::to_string(want) + "\n"),
+            std::string::npos)
+      << "want " << want << " in\n" << text;
+}
+
 TEST_F(IngestTest, TlsWhenCertificateAndKeyAreGiven) {
   if (system("command -v openssl >/dev/null 2>&1") != 0) GTEST_SKIP() << "no openssl CLI";
   std::string key = dir_ + "/key.pem", cert = dir_ + "/cert.pem";

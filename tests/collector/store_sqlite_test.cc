@@ -213,6 +213,32 @@ TEST_F(SqliteStoreTest, FailedRecordLeavesNothingAndDoesNotBlockItsSequence) {
   EXPECT_EQ(Count("SELECT count(*) FROM samples"), 1);
 }
 
+// Write() looks a record's stacks up in the ids of committed transactions
+// before it queues; stacks it does not find (new ones, the truncated variant
+// of a known one, those of a record that failed) go through the writer.
+TEST_F(SqliteStoreTest, KnownStacksAreReusedAndNewOnesInterned) {
+  bool dup;
+  ASSERT_TRUE(store_->Write(MakeRecord("a", 1, "api", {}, kT0, {{"main;work;hot", 3}}), &dup).ok());
+  // Rolled back after interning "fresh": its ids must not be reused.
+  SummaryRecord bad = MakeRecord("a", 2, "api", {}, kT0, {{"main;fresh", 1}, {"main;work;hot", 1}});
+  bad.profile.samples[1].frames.push_back(999);
+  EXPECT_FALSE(store_->Write(bad, &dup).ok());
+  std::vector<FoldedStack> stacks = {{"main;work;hot", 5}, {"main;fresh", 2}};
+  stacks.push_back({"main;work;hot", 7});
+  stacks.back().truncated = true;
+  ASSERT_TRUE(store_->Write(MakeRecord("a", 3, "api", {}, kT0, stacks), &dup).ok());
+  ASSERT_TRUE(store_->Write(MakeRecord("a", 4, "api", {}, kT0, stacks), &dup).ok());
+  EXPECT_EQ(Count("SELECT count(*) FROM frames"), 4);  // main, work, hot, fresh
+  EXPECT_EQ(Count("SELECT count(*) FROM stacks"), 3);
+  ProfileQuery q;
+  q.service = "api";
+  Profile p;
+  ASSERT_TRUE(store_->Query(q, &p).ok());
+  // (A query merges a truncated stack into the same frames' untruncated one.)
+  EXPECT_EQ(Folded(p), (std::map<std::string, int64_t>{{"main;work;hot", 3 + 5 + 7 + 5 + 7},
+                                                       {"main;fresh", 2 + 2}}));
+}
+
 TEST_F(SqliteStoreTest, NewerSchemaVersionIsRefused) {
   store_.reset();
   sqlite3* db = nullptr;

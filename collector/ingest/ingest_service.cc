@@ -1,8 +1,6 @@
 #include "ingest/ingest_service.h"
 
 #include <google/protobuf/arena.h>
-#include <google/protobuf/descriptor.h>
-#include <google/protobuf/reflection.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/impl/codegen/proto_utils.h>
 #include <grpcpp/support/method_handler.h>
@@ -92,17 +90,6 @@ grpc::StatusCode GrpcCode(Status::Code code) {
     case Status::kInternal: return grpc::StatusCode::INTERNAL;
   }
   return grpc::StatusCode::UNKNOWN;
-}
-
-void CopyCounters(const v1::Counters& counters, std::map<std::string, int64_t>* out) {
-  const google::protobuf::Descriptor* d = counters.GetDescriptor();
-  const google::protobuf::Reflection* r = counters.GetReflection();
-  for (int i = 0; i < d->field_count(); ++i) {
-    const google::protobuf::FieldDescriptor* f = d->field(i);
-    if (f->cpp_type() != google::protobuf::FieldDescriptor::CPPTYPE_INT64) continue;
-    int64_t v = r->GetInt64(counters, f);
-    if (v != 0) (*out)[f->name()] = v;
-  }
 }
 
 class IngestServiceImpl final : public v1::IngestService::Service {
@@ -201,7 +188,7 @@ class IngestServiceImpl final : public v1::IngestService::Service {
     ProfileBuilder builder;
     AddSummaryToProfile(summary, &builder);
     record.profile = builder.Release();
-    CopyCounters(summary.counters(), &record.counters);
+    AddSummaryCounters(summary.counters(), &record.counters);
 
     bool duplicate = false;
     s = store_->Write(record, &duplicate);

@@ -253,8 +253,10 @@ def test_host_fork(c):
 
 def test_host_cpu1000(c):
     """Heap profiling with 1000 Hz CPU sampling: unchanged; both profiles written."""
-    env = {"STACKSTREAM_PROFILES": "cpu,heap", "STACKSTREAM_HZ": "1000",
-           "STACKSTREAM_HEAP_RATE": "65536"}
+    # The default heap rate: at 64 KiB the 8 threads' sampled allocations
+    # filled their rings in bursts and the CPU samples behind them were lost
+    # (counted as samples_dropped_ring_full: 42-95 of ~180 kept).
+    env = {"STACKSTREAM_PROFILES": "cpu,heap", "STACKSTREAM_HZ": "1000"}
     argv = [fixture("heap_churn"), "--scenario=threads", "--threads=8", "--rounds=150"]
     rc0, out0, _ = run(argv, agent=False)
     e = {"STACKSTREAM_OUTPUT": c.out("prof.pb.gz")}
@@ -263,7 +265,8 @@ def test_host_cpu1000(c):
     check(rc1 == rc0 == 0 and out1 == out0, "exit 0 and same stdout %s" % err1[-200:])
     cpu = pprof.load(c.out("prof.pb.gz"))
     heap = pprof.load(c.out("prof.heap.pb.gz"))
-    check(cpu.total(0) > 50, "cpu samples %d" % cpu.total(0))
+    # ~0.18 s of CPU at 1000 Hz: ~180 samples.
+    check(cpu.total(0) > 100, "cpu samples %d (%s)" % (cpu.total(0), cpu.comments))
     check([t[0] for t in heap.sample_types] == HEAP_TYPES and heap.total(1) > 0,
           "heap profile beside it (alloc_space %d)" % heap.total(1))
 

@@ -246,6 +246,18 @@ void RunIngest(int agents, int summaries, int stacks, int rounds, const std::str
                                                              base)) + "% of noop").c_str()
                     : "");
   };
+  // The agents against the real ingest service over "store".
+  auto drive_ingest = [&](Store* store, Metrics* metrics) {
+    IngestOptions o;
+    o.listen = "127.0.0.1:0";
+    IngestServer server(store, metrics, o);
+    if (!server.Start().ok()) abort();
+    IngestResult r =
+        Drive(std::vector<std::string>(agents, "127.0.0.1:" + std::to_string(server.port())),
+              per_agent);
+    server.Stop();
+    return r;
+  };
   // Each round runs noop, nostore and sqlite back to back (sqlite into a
   // fresh database): on a shared machine a ratio within one round compares
   // like with like, and the median over rounds steadies it.
@@ -269,33 +281,19 @@ void RunIngest(int agents, int summaries, int stacks, int rounds, const std::str
     }
     {
       NullStore store;
-      IngestOptions o;
-      o.listen = "127.0.0.1:0";
-      IngestServer server(&store, nullptr, o);
-      if (!server.Start().ok()) abort();
-      IngestResult r =
-          Drive(std::vector<std::string>(agents, "127.0.0.1:" + std::to_string(server.port())),
-                per_agent);
+      IngestResult r = drive_ingest(&store, nullptr);
       report("nostore", r, noop_rate);
       nostore_ratios.push_back(r.summaries / r.seconds / noop_rate);
-      server.Stop();
     }
     {
       std::unique_ptr<Store> store;
       Status s = OpenStore("sqlite:" + dir + "/ingest" + std::to_string(round) + "/profiles.db",
                            &store);
       if (!s.ok()) abort();
-      IngestOptions o;
-      o.listen = "127.0.0.1:0";
       Metrics metrics;
-      IngestServer server(store.get(), &metrics, o);
-      if (!server.Start().ok()) abort();
-      IngestResult r =
-          Drive(std::vector<std::string>(agents, "127.0.0.1:" + std::to_string(server.port())),
-                per_agent);
+      IngestResult r = drive_ingest(store.get(), &metrics);
       report("sqlite", r, noop_rate);
       sqlite_ratios.push_back(r.summaries / r.seconds / noop_rate);
-      server.Stop();
       printf("  sqlite database after the run: %.1f MiB\n", store->SizeBytes() / 1048576.0);
     }
   }

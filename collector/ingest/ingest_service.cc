@@ -1,6 +1,7 @@
 #include "ingest/ingest_service.h"
 
 #include <google/protobuf/arena.h>
+#include <google/protobuf/descriptor.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/impl/codegen/proto_utils.h>
 #include <grpcpp/support/method_handler.h>
@@ -92,14 +93,25 @@ grpc::StatusCode GrpcCode(Status::Code code) {
   return grpc::StatusCode::UNKNOWN;
 }
 
+int StreamMethodIndex() {
+  const google::protobuf::ServiceDescriptor* service =
+      google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
+          "stackstream.v1.IngestService");
+  const google::protobuf::MethodDescriptor* method =
+      service != nullptr ? service->FindMethodByName("Stream") : nullptr;
+  if (method == nullptr) abort();  // the generated code and its descriptor disagree
+  return method->index();
+}
+
 class IngestServiceImpl final : public v1::IngestService::Service {
  public:
   IngestServiceImpl(Store* store, Metrics* metrics, const IngestOptions& options)
       : store_(store), metrics_(metrics), token_(options.auth_token), limits_(options.limits) {
-    // Stream reads ReceivedRequests (method 0 is Stream; the handler is the
-    // generated one's with our request type).
+    // Stream reads ReceivedRequests (the handler is the generated one's with
+    // our request type). gRPC numbers a service's methods in the proto's
+    // order, as the descriptor does.
     MarkMethodStreamed(
-        0, new grpc::internal::BidiStreamingHandler<IngestServiceImpl, ReceivedRequest,
+        StreamMethodIndex(), new grpc::internal::BidiStreamingHandler<IngestServiceImpl, ReceivedRequest,
                                                     v1::IngestAck>(
                [](IngestServiceImpl* service, grpc::ServerContext* ctx,
                   grpc::ServerReaderWriter<v1::IngestAck, ReceivedRequest>* stream) {
